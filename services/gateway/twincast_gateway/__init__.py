@@ -1,0 +1,3 @@
+from twincast_gateway.handlers import SPEC
+
+__all__ = ["SPEC"]

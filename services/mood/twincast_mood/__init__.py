@@ -1,0 +1,3 @@
+from twincast_mood.handlers import SPEC
+
+__all__ = ["SPEC"]

@@ -1,0 +1,3 @@
+from twincast_reasoning.handlers import SPEC
+
+__all__ = ["SPEC"]

@@ -1,0 +1,123 @@
+"""The owner's material: a twin folder (twin.toml + corpus/*.md) read into profile and passages."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from twincast_shared.contract import InputError
+from twincast_shared.contract.events import Scope
+from twincast_shared.twins import TwinProfile
+
+MAX_FILE_BYTES = 2 * 1024 * 1024
+_FRONT = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.S)
+
+
+class Passage(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source_id: str
+    title: str
+    date: str | None
+    origin: str | None
+    scope: Scope
+    section: str | None
+    paragraph: int
+    text: str
+
+
+class CorpusError(InputError):
+    pass
+
+
+class SkippedFile(BaseModel):
+    path: str
+    reason: str
+
+
+def load_profile(twin_dir: Path) -> TwinProfile:
+    path = twin_dir / "twin.toml"
+    try:
+        return TwinProfile.model_validate(tomllib.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        raise CorpusError(f"{path}: no twin.toml") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise CorpusError(f"{path}: not valid TOML: {error}") from None
+    except ValidationError as error:
+        raise CorpusError(f"{path}: {error.error_count()} invalid field(s)") from None
+
+
+def parse_markdown(source_id: str, text: str) -> list[Passage]:
+    """Front matter (`key: value` lines) then paragraphs; `# Heading` lines name sections."""
+    match = _FRONT.match(text)
+    if match is None:
+        raise CorpusError(f"{source_id}: no front matter (--- title/date/origin/scope ---)")
+    meta: dict[str, str] = {}
+    for line in match.group(1).splitlines():
+        if not line.strip():
+            continue
+        name, sep, value = line.partition(":")
+        if not sep:
+            raise CorpusError(f"{source_id}: front matter line without ':': {line[:40]!r}")
+        meta[name.strip().lower()] = value.strip()
+    scope = meta.get("scope", "private")
+    if scope not in ("public", "colleagues", "private"):
+        raise CorpusError(f"{source_id}: scope must be public, colleagues or private")
+    title = meta.get("title") or Path(source_id).stem.replace("-", " ")
+    passages: list[Passage] = []
+    section: str | None = None
+    for block in re.split(r"\n\s*\n", text[match.end() :]):
+        block = block.strip()
+        if not block:
+            continue
+        if block.startswith("#"):
+            heading, _, rest = block.partition("\n")
+            section = heading.lstrip("#").strip() or None
+            block = rest.strip()
+            if not block:
+                continue
+        passages.append(
+            Passage(
+                source_id=source_id,
+                title=title,
+                date=meta.get("date"),
+                origin=meta.get("origin"),
+                scope=scope,  # type: ignore[arg-type]
+                section=section,
+                paragraph=len(passages) + 1,
+                text=" ".join(block.split()),
+            )
+        )
+    return passages
+
+
+def load_corpus(corpus_dir: Path) -> tuple[list[Passage], list[SkippedFile]]:
+    """Every readable .md/.txt file under the folder; a bad file is reported, never fatal."""
+    passages: list[Passage] = []
+    skipped: list[SkippedFile] = []
+    for path in sorted(corpus_dir.rglob("*")):
+        if not path.is_file():
+            continue
+        rel = path.relative_to(corpus_dir).as_posix()
+        if path.suffix.lower() not in (".md", ".txt"):
+            skipped.append(SkippedFile(path=rel, reason="unsupported type"))
+            continue
+        if path.stat().st_size > MAX_FILE_BYTES:
+            skipped.append(SkippedFile(path=rel, reason="too large"))
+            continue
+        try:
+            found = parse_markdown(rel, path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            skipped.append(SkippedFile(path=rel, reason="not UTF-8 text"))
+            continue
+        except CorpusError as error:
+            skipped.append(SkippedFile(path=rel, reason=str(error)))
+            continue
+        if not found:
+            skipped.append(SkippedFile(path=rel, reason="empty"))
+            continue
+        passages.extend(found)
+    return passages, skipped

@@ -1,0 +1,3 @@
+from twincast_stt.handlers import SPEC
+
+__all__ = ["SPEC"]

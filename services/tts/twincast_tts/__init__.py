@@ -1,0 +1,3 @@
+from twincast_tts.handlers import SPEC
+
+__all__ = ["SPEC"]

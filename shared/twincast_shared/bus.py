@@ -1,0 +1,207 @@
+"""The broker factory and the one way services publish and consume contract events."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final, TypeVar
+
+from faststream.message import StreamMessage
+from faststream.nats import NatsBroker
+from faststream.nats.annotations import NatsMessage
+from faststream.nats.opentelemetry import NatsTelemetryMiddleware
+from opentelemetry.trace import TracerProvider
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from twincast_shared.contract import (
+    AnyEvent,
+    AudioFormatError,
+    InputError,
+    PcmChunk,
+    Rejected,
+    subject_for,
+)
+from twincast_shared.contract import subjects as s
+from twincast_shared.settings import CommonSettings
+
+log = logging.getLogger("twincast.bus")
+
+MAX_REJECTED_PAYLOAD: Final = 64 * 1024
+
+E = TypeVar("E", bound=BaseModel)
+EventHandler = Callable[[E], Awaitable[None]]
+AudioHandler = Callable[[str, PcmChunk], Awaitable[None]]
+
+
+def make_broker(
+    settings: CommonSettings, *, service: str, tracer_provider: TracerProvider | None = None
+) -> NatsBroker:
+    return NatsBroker(
+        settings.nats_url,
+        name=f"twincast-{service}",
+        middlewares=[NatsTelemetryMiddleware(tracer_provider=tracer_provider)],
+        log_level=logging.INFO if settings.log_messages else logging.DEBUG,
+        graceful_timeout=5.0,
+        connect_timeout=5,
+    )
+
+
+async def _raw_body(msg: StreamMessage[Any]) -> bytes:
+    return msg.body
+
+
+def _describe(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors(include_url=False, include_input=False)[:5]:
+        where = ".".join(str(p) for p in item["loc"]) or "event"
+        parts.append(f"{where}: {item['msg']}")
+    return "; ".join(parts)
+
+
+class Bus:
+    """Typed publish/subscribe over one broker, with dead-lettering of bad input."""
+
+    def __init__(self, broker: NatsBroker, *, service: str) -> None:
+        self.broker = broker
+        self.service = service
+
+    async def publish(self, event: AnyEvent) -> None:
+        await self.broker.publish(
+            event.model_dump_json().encode(),
+            subject_for(event),
+            headers={"content-type": "application/json"},
+        )
+
+    async def publish_audio(self, subject: str, chunk: PcmChunk) -> None:
+        await self.broker.publish(chunk.pcm, subject, headers=chunk.headers())
+
+    async def reject(
+        self,
+        *,
+        subject: str,
+        reason: str,
+        body: bytes,
+        headers: Mapping[str, str] | None = None,
+        session_id: str | None = None,
+    ) -> None:
+        kept = body[:MAX_REJECTED_PAYLOAD]
+        rejected = Rejected(
+            session_id=session_id if session_id and s.is_valid_token(session_id) else None,
+            service=self.service,
+            subject=subject,
+            reason=reason,
+            payload_b64=base64.b64encode(kept).decode(),
+            payload_bytes=len(body),
+            truncated=len(kept) < len(body),
+            headers={k: v for k, v in (headers or {}).items() if len(v) < 1024},
+        )
+        log.warning("rejected input on %s: %s", subject, reason)
+        await self.broker.publish(
+            rejected.model_dump_json().encode(),
+            s.REJECTED.of(self.service),
+            headers={"content-type": "application/json"},
+        )
+
+    def on_event(
+        self,
+        family: s.Subject,
+        model: type[E] | TypeAdapter[E],
+        handler: EventHandler[E],
+        *,
+        queue: str | None = None,
+    ) -> None:
+        """Consume one event family; the event's session must match the subject's."""
+        adapter: TypeAdapter[E] = model if isinstance(model, TypeAdapter) else TypeAdapter(model)
+
+        async def consume(body: bytes, message: NatsMessage) -> None:
+            subject = message.raw_message.subject
+            key = family.key_of(subject)
+            try:
+                event = adapter.validate_json(body)
+            except ValidationError as error:
+                await self.reject(
+                    subject=subject, reason=_describe(error), body=body, session_id=key
+                )
+                return
+            session = getattr(event, "session_id", None)
+            if family is not s.SIGNALS and session != key:
+                await self.reject(
+                    subject=subject,
+                    reason=f"session_id {session!r} does not match the subject",
+                    body=body,
+                    session_id=key,
+                )
+                return
+            await self._run(handler(event), subject=subject, body=body, session_id=key)
+
+        self.broker.subscriber(
+            family.all, queue=queue if queue is not None else self.service, decoder=_raw_body
+        )(consume)
+
+    def on_audio(
+        self,
+        family: s.Subject,
+        handler: AudioHandler,
+        *,
+        expect_rate: int | None = None,
+        queue: str | None = None,
+    ) -> None:
+        async def consume(body: bytes, message: NatsMessage) -> None:
+            subject = message.raw_message.subject
+            session = family.key_of(subject)
+            headers = message.headers or {}
+            if session is None:
+                await self.reject(subject=subject, reason="no session in subject", body=body)
+                return
+            try:
+                chunk = PcmChunk.from_wire(body, headers, expect_rate=expect_rate)
+            except AudioFormatError as error:
+                await self.reject(
+                    subject=subject,
+                    reason=str(error),
+                    body=body,
+                    headers=headers,
+                    session_id=session,
+                )
+                return
+            await self._run(
+                handler(session, chunk),
+                subject=subject,
+                body=body,
+                session_id=session,
+                headers=headers,
+            )
+
+        self.broker.subscriber(
+            family.all, queue=queue if queue is not None else self.service, decoder=_raw_body
+        )(consume)
+
+    async def _run(
+        self,
+        work: Awaitable[None],
+        *,
+        subject: str,
+        body: bytes,
+        session_id: str | None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        try:
+            await work
+        except InputError as error:
+            await self.reject(
+                subject=subject,
+                reason=str(error),
+                body=body,
+                headers=headers,
+                session_id=session_id,
+            )
+        except Exception as error:  # a handler bug must not take the service down
+            log.exception("handler failed on %s", subject)
+            await self.reject(
+                subject=subject,
+                reason=f"processing failed: {type(error).__name__}",
+                body=body,
+                headers=headers,
+                session_id=session_id,
+            )

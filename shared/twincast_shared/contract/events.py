@@ -1,0 +1,216 @@
+"""Events that cross a process boundary: pydantic v2, frozen, closed, versioned."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal, TypeAlias
+from uuid import uuid4
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
+
+from twincast_shared.contract import subjects as s
+
+SCHEMA_VERSION: Literal[1] = 1
+
+
+def _token(value: str) -> str:
+    if not s.is_valid_token(value):
+        raise ValueError("must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-'")
+    return value
+
+
+Token = Annotated[str, AfterValidator(_token)]
+Unit = Annotated[float, Field(ge=-1.0, le=1.0)]
+Share = Annotated[float, Field(ge=0.0, le=1.0)]
+Scope = Literal["public", "colleagues", "private"]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _new_id() -> str:
+    return uuid4().hex
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", str_max_length=20_000)
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    event_id: Token = Field(default_factory=_new_id)
+    session_id: Token
+    ts: datetime = Field(default_factory=_now)
+
+
+class GuestTextSubmitted(Event):
+    """A guest typed a question instead of speaking it."""
+
+    type: Literal["guest_text"] = "guest_text"
+    text: Annotated[str, Field(min_length=1, max_length=4_000)]
+
+
+class SpeechStarted(Event):
+    type: Literal["speech_started"] = "speech_started"
+    at_ms: Annotated[float, Field(ge=0)]
+
+
+class SpeechEnded(Event):
+    type: Literal["speech_ended"] = "speech_ended"
+    at_ms: Annotated[float, Field(ge=0)]
+
+
+class UtteranceTranscribed(Event):
+    type: Literal["utterance_transcribed"] = "utterance_transcribed"
+    utterance_id: Token
+    text: str
+    final: bool
+    language: str = "en"
+    audio_ms: Annotated[float, Field(ge=0)] = 0.0
+
+
+class MoodEstimated(Event):
+    type: Literal["mood_estimated"] = "mood_estimated"
+    whose: Literal["guest", "owner"]
+    valence: Unit
+    arousal: Unit
+    energy: Share
+    label: Annotated[str, Field(min_length=1, max_length=32)]
+    source_event_id: Token | None = None
+
+
+class Citation(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source_id: Annotated[str, Field(min_length=1, max_length=200)]
+    title: Annotated[str, Field(min_length=1, max_length=300)]
+    date: str | None = None
+    origin: str | None = None
+    location: str | None = None
+
+
+class ReplyChunk(Event):
+    type: Literal["reply_chunk"] = "reply_chunk"
+    reply_id: Token
+    in_reply_to: Token
+    seq: Annotated[int, Field(ge=0)]
+    text: str
+    citations: tuple[Citation, ...] = ()
+    expression: Annotated[str, Field(max_length=32)] = "neutral"
+    deferred: bool = False
+    final: bool
+
+
+class Viseme(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    viseme: Annotated[str, Field(min_length=1, max_length=16)]
+    start: Annotated[int, Field(ge=0)]
+    end: Annotated[int, Field(ge=0)]
+
+
+class VisemeTrack(Event):
+    """Mouth shapes for one audio chunk, timed in samples of that chunk."""
+
+    type: Literal["viseme_track"] = "viseme_track"
+    reply_id: Token
+    seq: Annotated[int, Field(ge=0)]
+    sample_rate: Annotated[int, Field(gt=0)]
+    visemes: tuple[Viseme, ...]
+
+
+class Interrupt(Event):
+    type: Literal["interrupt"] = "interrupt"
+    reason: Annotated[str, Field(max_length=200)] = "barge-in"
+
+
+class TakeOver(Event):
+    type: Literal["take_over"] = "take_over"
+
+
+class HandBack(Event):
+    type: Literal["hand_back"] = "hand_back"
+    owner_transcript: str = ""
+
+
+class Say(Event):
+    type: Literal["say"] = "say"
+    text: Annotated[str, Field(min_length=1, max_length=4_000)]
+
+
+class SessionEnded(Event):
+    type: Literal["session_ended"] = "session_ended"
+
+
+class OwnerSignal(Event):
+    type: Literal["owner_signal"] = "owner_signal"
+    twin_id: Token
+    kind: Annotated[str, Field(min_length=1, max_length=64)]
+    value: float
+
+
+class Rejected(BaseModel):
+    """Input a service could not accept, kept whole so that nothing is lost."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: Literal["rejected"] = "rejected"
+    schema_version: Literal[1] = SCHEMA_VERSION
+    event_id: Token = Field(default_factory=_new_id)
+    ts: datetime = Field(default_factory=_now)
+    session_id: Token | None = None
+    service: Token
+    subject: str
+    reason: str
+    payload_b64: str
+    payload_bytes: Annotated[int, Field(ge=0)]
+    truncated: bool = False
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+ControlEvent: TypeAlias = Annotated[
+    Interrupt | TakeOver | HandBack | Say | SessionEnded, Field(discriminator="type")
+]
+TurnEvent: TypeAlias = Annotated[SpeechStarted | SpeechEnded, Field(discriminator="type")]
+
+CONTROL_EVENT: TypeAdapter[ControlEvent] = TypeAdapter(ControlEvent)
+TURN_EVENT: TypeAdapter[TurnEvent] = TypeAdapter(TurnEvent)
+
+AnyEvent: TypeAlias = (
+    GuestTextSubmitted
+    | SpeechStarted
+    | SpeechEnded
+    | UtteranceTranscribed
+    | MoodEstimated
+    | ReplyChunk
+    | VisemeTrack
+    | Interrupt
+    | TakeOver
+    | HandBack
+    | Say
+    | SessionEnded
+    | OwnerSignal
+)
+
+
+def subject_for(event: AnyEvent) -> str:
+    """The one subject an event is published on."""
+    match event:
+        case GuestTextSubmitted():
+            return s.TEXT_IN.of(event.session_id)
+        case SpeechStarted() | SpeechEnded():
+            return s.TURN.of(event.session_id)
+        case UtteranceTranscribed(final=True):
+            return s.STT_FINAL.of(event.session_id)
+        case UtteranceTranscribed():
+            return s.STT_PARTIAL.of(event.session_id)
+        case MoodEstimated():
+            return s.MOOD.of(event.session_id)
+        case ReplyChunk():
+            return s.REPLY.of(event.session_id)
+        case VisemeTrack():
+            return s.TTS_VISEMES.of(event.session_id)
+        case OwnerSignal():
+            return s.SIGNALS.of(event.twin_id)
+        case Interrupt() | TakeOver() | HandBack() | Say() | SessionEnded():
+            return s.CONTROL.of(event.session_id)
+    raise TypeError(f"no subject for {type(event).__name__}")

@@ -1,0 +1,72 @@
+"""Every NATS subject TwinCast uses. No other module spells a subject string."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+PREFIX: Final = "twincast"
+
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def is_valid_token(value: str) -> bool:
+    """A session, twin or service id usable as one subject token."""
+    return bool(_TOKEN.fullmatch(value))
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """A family of subjects `twincast.<stem>.<key>`, keyed by session, twin or service."""
+
+    stem: str
+    durable: bool = False
+
+    @property
+    def all(self) -> str:
+        return f"{PREFIX}.{self.stem}.*"
+
+    def of(self, key: str) -> str:
+        if not is_valid_token(key):
+            raise ValueError(f"not a valid subject token: {key!r}")
+        return f"{PREFIX}.{self.stem}.{key}"
+
+    def key_of(self, subject: str) -> str | None:
+        """The key token of a concrete subject of this family, or None if it is not one."""
+        head = f"{PREFIX}.{self.stem}."
+        if not subject.startswith(head):
+            return None
+        key = subject[len(head) :]
+        return key if is_valid_token(key) else None
+
+
+AUDIO_IN: Final = Subject("audio.in")
+TEXT_IN: Final = Subject("text.in", durable=True)
+TURN: Final = Subject("turn")
+STT_PARTIAL: Final = Subject("stt.partial")
+STT_FINAL: Final = Subject("stt.final", durable=True)
+MOOD: Final = Subject("mood")
+REPLY: Final = Subject("reply", durable=True)
+TTS_AUDIO: Final = Subject("tts.audio")
+TTS_VISEMES: Final = Subject("tts.visemes")
+CONTROL: Final = Subject("control", durable=True)
+SIGNALS: Final = Subject("signals")
+REJECTED: Final = Subject("rejected", durable=True)
+HEALTH: Final = Subject("health")
+
+ALL_SUBJECTS: Final = (
+    AUDIO_IN,
+    TEXT_IN,
+    TURN,
+    STT_PARTIAL,
+    STT_FINAL,
+    MOOD,
+    REPLY,
+    TTS_AUDIO,
+    TTS_VISEMES,
+    CONTROL,
+    SIGNALS,
+    REJECTED,
+    HEALTH,
+)

@@ -1,0 +1,42 @@
+"""Who a session belongs to and what its guest may hear. Set at join, read by every service."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from twincast_shared.contract.events import Scope, Token
+from twincast_shared.store import StateStore, key
+
+SESSION_TTL_S = 24 * 3600
+
+
+class SessionInfo(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    session_id: Token
+    twin_id: Token
+    guest_id: Token | None = None
+    scope: Scope = "public"
+    created: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
+class UnknownSession(LookupError):
+    pass
+
+
+async def open_session(store: StateStore, info: SessionInfo) -> None:
+    await store.put(key("session", info.session_id), info, ttl_s=SESSION_TTL_S)
+
+
+async def get_session(store: StateStore, session_id: str) -> SessionInfo:
+    info = await store.get(key("session", session_id), SessionInfo)
+    if info is None:
+        raise UnknownSession(session_id)
+    return info
+
+
+async def next_turn(store: StateStore, session_id: str) -> int:
+    """Counts the session's turns; the first turn is 1."""
+    return await store.incr(key("session", session_id, "turns"), ttl_s=SESSION_TTL_S)

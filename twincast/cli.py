@@ -1,0 +1,214 @@
+"""`twincast`: run the twin, ask it something, benchmark it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import ValidationError
+
+from twincast.runtime import Stack, StackError, read_run_file
+from twincast.services import SERVICES
+from twincast_shared.settings import CommonSettings
+
+
+def _settings(**overrides: Any) -> CommonSettings:
+    try:
+        return CommonSettings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as error:
+        raise click.UsageError(f"invalid settings:\n{error}") from None
+
+
+@click.group()
+def main() -> None:
+    """TwinCast: a person's AI twin that stands in for them, live."""
+
+
+@main.command()
+@click.option("--nats-url", help="use this NATS server instead of starting one")
+@click.option("--redis-url", help="use this Redis/Valkey server instead of starting one")
+@click.option("--state-dir", type=click.Path(path_type=Path), help="where data and logs live")
+@click.option("--twin", help="the twin to serve (default: the sample twin, juniper)")
+def up(
+    nats_url: str | None, redis_url: str | None, state_dir: Path | None, twin: str | None
+) -> None:
+    """Start NATS, Valkey and all five services on this machine; Ctrl-C stops them all."""
+    settings = _settings(state_dir=state_dir, twin=twin)
+    stop_requested = False
+
+    def request_stop(*_: object) -> None:
+        nonlocal stop_requested
+        stop_requested = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    started = time.perf_counter()
+    click.echo(f"starting TwinCast (state in {settings.state_dir}) …", err=True)
+    stack = Stack(
+        state_dir=settings.state_dir, nats_url=nats_url, redis_url=redis_url, twin=settings.twin
+    )
+    try:
+        urls = stack.start()
+    except StackError as error:
+        stack.stop()
+        raise click.ClickException(str(error)) from None
+    except BaseException:
+        stack.stop()
+        raise
+    click.echo(f"TwinCast is up in {time.perf_counter() - started:.1f} s")
+    click.echo(f"  twin page   {urls.gateway}")
+    click.echo(f"  NATS        {urls.nats}")
+    click.echo(f"  Valkey      {urls.redis}")
+    for name, url in urls.services.items():
+        click.echo(f"  {name:<11} {url}/readyz")
+    click.echo("Ask it something: twincast ask \"What did you find on the rooftops?\"")
+    click.echo("Press Ctrl-C to stop.", err=True)
+    code = 0
+    try:
+        while not stop_requested:
+            dead = list(stack.watch())
+            if dead:
+                names = ", ".join(f"{c.name} (exit {c.process.returncode})" for c in dead)
+                click.echo(f"stopped unexpectedly: {names}; shutting down", err=True)
+                code = 1
+                break
+            time.sleep(0.2)
+    finally:
+        click.echo("stopping …", err=True)
+        stack.stop()
+        click.echo("stopped.", err=True)
+    sys.exit(code)
+
+
+@main.command()
+@click.argument("service", type=click.Choice(SERVICES))
+@click.option("--nats-url")
+@click.option("--redis-url")
+@click.option("--health-port", type=int)
+def run(
+    service: str, nats_url: str | None, redis_url: str | None, health_port: int | None
+) -> None:
+    """Run one service alone (settings from TWINCAST_* environment variables)."""
+    from twincast.services import spec
+    from twincast_shared.service import run_forever
+
+    found = spec(service)
+    overrides = {"nats_url": nats_url, "redis_url": redis_url, "health_port": health_port}
+    try:
+        settings = found.settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as error:
+        raise click.UsageError(f"invalid settings for {service}:\n{error}") from None
+    run_forever(found, settings)
+
+
+@main.command()
+@click.argument("question", required=False)
+@click.option("--audio", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="reply WAV path")
+@click.option("--scope", type=click.Choice(["public", "colleagues", "private"]), default="public")
+@click.option("--nats-url")
+@click.option("--redis-url")
+@click.option("--state-dir", type=click.Path(path_type=Path))
+@click.option("--timeout", type=float, default=60.0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
+def ask(
+    question: str | None,
+    audio: Path | None,
+    out: Path | None,
+    scope: str,
+    nats_url: str | None,
+    redis_url: str | None,
+    state_dir: Path | None,
+    timeout: float,
+    as_json: bool,
+) -> None:
+    """Ask the twin a typed QUESTION, or a spoken one with --audio FILE.wav."""
+    from twincast.client import TurnFailed
+    from twincast.client import ask as ask_turn
+    from twincast_shared.contract import AudioFormatError
+
+    if (question is None) == (audio is None):
+        raise click.UsageError("give either a QUESTION or --audio FILE.wav")
+    settings = _settings(nats_url=nats_url, redis_url=redis_url, state_dir=state_dir)
+    running = None if nats_url or redis_url else read_run_file(settings.state_dir)
+    if running is not None:
+        settings = _settings(nats_url=running.nats, redis_url=running.redis, state_dir=state_dir)
+    out_wav = out or Path(tempfile.gettempdir()) / f"twincast-reply-{os.getpid()}.wav"
+
+    def turn() -> Any:
+        return asyncio.run(
+            ask_turn(
+                settings,
+                text=question,
+                audio=audio,
+                out_wav=out_wav,
+                scope=scope,  # type: ignore[arg-type]
+                timeout_s=timeout,
+            )
+        )
+
+    try:
+        if running is None and not (nats_url or redis_url):
+            click.echo("no running twin found; starting one for this question …", err=True)
+            with tempfile.TemporaryDirectory(prefix="twincast-") as tmp:
+                with Stack(
+                    state_dir=Path(tmp),
+                    services=("stt", "reasoning", "tts") if audio else ("reasoning", "tts"),
+                    nats_port=0,
+                    redis_port=0,
+                    health_ports={},
+                    twin=settings.twin,
+                ) as stack:
+                    assert stack.urls is not None
+                    settings = _settings(nats_url=stack.urls.nats, redis_url=stack.urls.redis)
+                    result = turn()
+        else:
+            result = turn()
+    except (TurnFailed, StackError, AudioFormatError) as error:
+        raise click.ClickException(str(error)) from None
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "transcript": result.transcript,
+                    "reply": result.reply,
+                    "reply_wav": result.reply_wav,
+                    "timings_ms": result.timings_ms,
+                    "citations": [c.model_dump() for c in result.citations],
+                    "deferred": result.deferred,
+                    "session_id": result.session_id,
+                },
+                indent=2,
+            )
+        )
+        return
+    click.echo(f"you:   {result.transcript}")
+    click.echo(f"twin:  {result.reply}")
+    for c in result.citations:
+        click.echo(f"       source: {c.title} ({c.date or 'undated'}, {c.location})")
+    click.echo(f"audio: {result.reply_wav}")
+    click.echo("timings: " + ", ".join(f"{k} {v:.0f} ms" for k, v in result.timings_ms.items()))
+
+
+@main.group()
+def bench() -> None:
+    """Benchmarks; each prints JSON."""
+
+
+@bench.command("bus")
+@click.option("--events", type=int, default=10_000, show_default=True)
+@click.option("--rate", type=float, default=2_000.0, show_default=True, help="events per second")
+@click.option("--json", "as_json", is_flag=True, help="JSON only (the default output is JSON too)")
+def bench_bus(events: int, rate: float, as_json: bool) -> None:
+    """One event hop through a real nats-server between two processes."""
+    from bench.bus import run_bus_bench
+
+    click.echo(json.dumps(run_bus_bench(events=events, rate=rate), indent=None if as_json else 2))
