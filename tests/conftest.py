@@ -1,0 +1,133 @@
+"""Real servers for the tests: nats-server and Valkey from their wheels, on free loopback ports."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nats
+import nats.aio.client
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from twincast.runtime import EXAMPLES, free_port, nats_server_bin, valkey_server_bin
+from twincast.services import SERVICES, spec
+from twincast_reasoning.twins import TwinRepository
+from twincast_shared.service import RunningService, serve
+from twincast_shared.settings import CommonSettings
+from twincast_shared.store import StateStore
+
+REPO = Path(__file__).resolve().parents[1]
+SPEECH = REPO.parent / "shared" / "data" / "speech"
+
+
+def _wait_port(port: int, process: subprocess.Popen[bytes], timeout_s: float = 15) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.01)
+    raise RuntimeError(f"port {port} not open after {timeout_s} s")
+
+
+@contextlib.contextmanager
+def _server(argv: list[str], port: int) -> Iterator[None]:
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_port(port, process)
+        yield
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    data = tmp_path_factory.mktemp("nats")
+    argv = [str(nats_server_bin()), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(data)]
+    with _server(argv, port):
+        yield f"nats://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    data = tmp_path_factory.mktemp("valkey")
+    argv = [str(valkey_server_bin()), "--bind", "127.0.0.1", "--port", str(port)]
+    argv += ["--dir", str(data), "--save", "", "--appendonly", "no"]
+    with _server(argv, port):
+        yield f"redis://127.0.0.1:{port}/0"
+
+
+@pytest.fixture(scope="session")
+def settings(nats_url: str, redis_url: str) -> CommonSettings:
+    return CommonSettings(nats_url=nats_url, redis_url=redis_url, twin="juniper")
+
+
+@pytest.fixture(scope="session")
+async def store(redis_url: str) -> AsyncIterator[StateStore]:
+    store = StateStore.from_url(redis_url)
+    await TwinRepository(store).create_from_dir(EXAMPLES / "juniper")
+    yield store
+    await store.close()
+
+
+@dataclass
+class Stack:
+    settings: CommonSettings
+    services: dict[str, RunningService]
+    spans: InMemorySpanExporter
+    tracer_provider: TracerProvider
+
+
+@pytest.fixture(scope="session")
+async def stack(settings: CommonSettings, store: StateStore) -> AsyncIterator[Stack]:
+    """All five services in this process, each with its own broker connection to real NATS."""
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    running: dict[str, RunningService] = {}
+    async with contextlib.AsyncExitStack() as exits:
+        for name in SERVICES:
+            found = spec(name)
+            service_settings: Any = found.settings(
+                nats_url=settings.nats_url,
+                redis_url=settings.redis_url,
+                twin=settings.twin,
+                health_port=0,
+            )
+            running[name] = await exits.enter_async_context(
+                serve(found, service_settings, tracer_provider=provider)
+            )
+        yield Stack(settings, running, spans, provider)
+    provider.shutdown()
+
+
+@pytest.fixture(scope="session")
+def speech_files() -> dict[str, str]:
+    rows = (SPEECH / "transcripts.tsv").read_text().strip().splitlines()
+    return {name: text for name, text in (row.split("\t", 1) for row in rows)}
+
+
+@pytest.fixture
+async def nc(nats_url: str) -> AsyncIterator[nats.aio.client.Client]:
+    """A plain NATS connection for probing the bus from outside the services."""
+    client = await nats.connect(nats_url)
+    yield client
+    await client.drain()
