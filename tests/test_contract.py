@@ -112,6 +112,8 @@ def _headers(**changes: str | None) -> dict[str, str]:
         (b"\x00" * (31 * 16_000 * 2), _headers(), "longer than"),
     ],
 )
-def test_bad_pcm_is_refused_with_a_reason(body: bytes, headers: dict[str, str], reason: str) -> None:
+def test_bad_pcm_is_refused_with_a_reason(
+    body: bytes, headers: dict[str, str], reason: str
+) -> None:
     with pytest.raises(AudioFormatError, match=reason):
         PcmChunk.from_wire(body, headers, expect_rate=16_000)

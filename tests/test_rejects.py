@@ -1,4 +1,4 @@
-"""Bad input on each service's input subjects gives a Rejected event; the next good one is served."""
+"""Bad input on any service's input subject gives a Rejected event; the next good one is served."""
 
 from __future__ import annotations
 
@@ -184,9 +184,11 @@ async def test_tts_speaks_after_bad_input_and_stops_on_interrupt(
     stop = Interrupt(session_id=session)
     await nc.publish(s.CONTROL.of(session), stop.model_dump_json().encode(), headers=JSON)
     heard = 1
-    with pytest.raises(nats.errors.TimeoutError):
-        while True:
+    while True:
+        try:
             await audio.next_msg(timeout=1.5)
-            heard += 1
+        except nats.errors.TimeoutError:
+            break
+        heard += 1
     assert heard < 10, "synthesis went on after Interrupt"
     await audio.unsubscribe()

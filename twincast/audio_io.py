@@ -26,10 +26,11 @@ def read_wav_mono16k(path: Path, *, rate: int = 16_000) -> bytes:
     mono = samples.mean(axis=1)
     if source_rate != rate and mono.size:
         count = round(mono.size * rate / source_rate)
-        mono = np.interp(
-            np.linspace(0, mono.size - 1, count), np.arange(mono.size), mono
-        ).astype(np.float32)
-    return np.clip(mono, -32768, 32767).astype("<i2").tobytes()
+        mono = np.interp(np.linspace(0, mono.size - 1, count), np.arange(mono.size), mono).astype(
+            np.float32
+        )
+    pcm: bytes = np.clip(mono, -32768, 32767).astype("<i2").tobytes()
+    return pcm
 
 
 def write_wav(path: Path, pcm: bytes, *, rate: int, channels: int = 1) -> None:

@@ -69,7 +69,7 @@ def up(
     click.echo(f"  Valkey      {urls.redis}")
     for name, url in urls.services.items():
         click.echo(f"  {name:<11} {url}/readyz")
-    click.echo("Ask it something: twincast ask \"What did you find on the rooftops?\"")
+    click.echo('Ask it something: twincast ask "What did you find on the rooftops?"')
     click.echo("Press Ctrl-C to stop.", err=True)
     code = 0
     try:
@@ -93,9 +93,7 @@ def up(
 @click.option("--nats-url")
 @click.option("--redis-url")
 @click.option("--health-port", type=int)
-def run(
-    service: str, nats_url: str | None, redis_url: str | None, health_port: int | None
-) -> None:
+def run(service: str, nats_url: str | None, redis_url: str | None, health_port: int | None) -> None:
     """Run one service alone (settings from TWINCAST_* environment variables)."""
     from twincast.services import spec
     from twincast_shared.service import run_forever
@@ -158,18 +156,20 @@ def ask(
     try:
         if running is None and not (nats_url or redis_url):
             click.echo("no running twin found; starting one for this question …", err=True)
-            with tempfile.TemporaryDirectory(prefix="twincast-") as tmp:
-                with Stack(
+            with (
+                tempfile.TemporaryDirectory(prefix="twincast-") as tmp,
+                Stack(
                     state_dir=Path(tmp),
                     services=("stt", "reasoning", "tts") if audio else ("reasoning", "tts"),
                     nats_port=0,
                     redis_port=0,
                     health_ports={},
                     twin=settings.twin,
-                ) as stack:
-                    assert stack.urls is not None
-                    settings = _settings(nats_url=stack.urls.nats, redis_url=stack.urls.redis)
-                    result = turn()
+                ) as stack,
+            ):
+                assert stack.urls is not None
+                settings = _settings(nats_url=stack.urls.nats, redis_url=stack.urls.redis)
+                result = turn()
         else:
             result = turn()
     except (TurnFailed, StackError, AudioFormatError) as error:

@@ -201,7 +201,9 @@ async def _wait(got: _Gathered, *, timeout_s: float) -> None:
             return
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            stage = "transcript" if got.transcript is None else "reply" if not got.reply else "speech"
+            stage = (
+                "transcript" if got.transcript is None else "reply" if not got.reply else "speech"
+            )
             raise TurnFailed(f"timed out after {timeout_s} s waiting for the {stage}")
         got.changed.clear()
         try:

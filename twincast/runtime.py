@@ -187,8 +187,11 @@ class Stack:
         data.mkdir(parents=True, exist_ok=True)
         self._spawn(
             "nats-server",
-            [str(nats_server_bin()), "-a", "127.0.0.1", "-p", str(port), "-m", str(monitor)]
-            + ["-js", "-sd", str(data)],
+            [
+                str(nats_server_bin()),
+                *("-a", "127.0.0.1", "-p", str(port), "-m", str(monitor)),
+                *("-js", "-sd", str(data)),
+            ],
         )
         self._wait_ready("nats-server", f"http://127.0.0.1:{monitor}/healthz", timeout_s=15)
         return f"nats://127.0.0.1:{port}"
@@ -199,9 +202,12 @@ class Stack:
         data.mkdir(parents=True, exist_ok=True)
         self._spawn(
             "valkey-server",
-            [str(valkey_server_bin()), "--bind", "127.0.0.1", "--port", str(port)]
-            + ["--dir", str(data), "--save", "60 1", "--appendonly", "yes"]
-            + ["--protected-mode", "yes", "--daemonize", "no"],
+            [
+                str(valkey_server_bin()),
+                *("--bind", "127.0.0.1", "--port", str(port), "--dir", str(data)),
+                *("--save", "60 1", "--appendonly", "yes"),
+                *("--protected-mode", "yes", "--daemonize", "no"),
+            ],
         )
         self._wait_port("valkey-server", port, timeout_s=15)
         return f"redis://127.0.0.1:{port}/0"
@@ -251,10 +257,12 @@ class Stack:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             self._check_alive(name)
-            with contextlib.suppress(urllib.error.URLError, OSError):
-                with urllib.request.urlopen(url, timeout=1) as response:
-                    if response.status == 200:
-                        return
+            with (
+                contextlib.suppress(urllib.error.URLError, OSError),
+                urllib.request.urlopen(url, timeout=1) as response,
+            ):
+                if response.status == 200:
+                    return
             time.sleep(0.05)
         raise StackError(f"{name} not ready within {timeout_s} s (see {self.state_dir}/logs)")
 

@@ -1,0 +1,71 @@
+"""The `twincast ask` command as a user runs it, against services on the real bus."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from tests.conftest import SPEECH, Stack
+from twincast.wer import wer
+
+
+async def _twincast(*args: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "twincast",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=120)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_ask_audio_json(stack: Stack, tmp_path: Path, speech_files: dict[str, str]) -> None:
+    out = tmp_path / "answer.wav"
+    code, stdout, stderr = await _twincast(
+        "ask",
+        "--audio",
+        str(SPEECH / "arctic_a0009.wav"),
+        "--json",
+        "--out",
+        str(out),
+        "--nats-url",
+        stack.settings.nats_url,
+        "--redis-url",
+        stack.settings.redis_url,
+    )
+    assert code == 0, stderr
+    result = json.loads(stdout)
+    assert {"transcript", "reply", "reply_wav", "timings_ms"} <= result.keys()
+    assert wer(speech_files["arctic_a0009.wav"], result["transcript"]) <= 0.2
+    assert result["reply"]
+    assert result["reply_wav"] == str(out)
+    assert out.stat().st_size > 44_100
+    assert all(isinstance(v, float) and v >= 0 for v in result["timings_ms"].values())
+
+
+async def test_ask_rejects_a_non_wav_file_clearly(stack: Stack, tmp_path: Path) -> None:
+    bogus = tmp_path / "question.wav"
+    bogus.write_text("hello")
+    code, _, stderr = await _twincast(
+        "ask",
+        "--audio",
+        str(bogus),
+        "--nats-url",
+        stack.settings.nats_url,
+        "--redis-url",
+        stack.settings.redis_url,
+    )
+    assert code == 1
+    assert "not a PCM WAV file" in stderr
+
+
+async def test_ask_needs_a_question(stack: Stack) -> None:
+    code, _, stderr = await _twincast("ask")
+    assert code == 2
+    assert "give either a QUESTION or --audio" in stderr
