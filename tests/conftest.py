@@ -27,7 +27,7 @@ from twincast_shared.settings import CommonSettings
 from twincast_shared.store import StateStore
 
 REPO = Path(__file__).resolve().parents[1]
-SPEECH = REPO.parent / "shared" / "data" / "speech"
+SPEECH = REPO / "tests" / "data" / "speech"
 
 
 def _wait_port(port: int, process: subprocess.Popen[bytes], timeout_s: float = 15) -> None:

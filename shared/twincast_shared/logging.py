@@ -14,4 +14,6 @@ def setup_logging(level: str, *, service: str) -> logging.Logger:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # faster-whisper reports every clip at INFO.
+    logging.getLogger("faster_whisper").setLevel(max(logging.WARNING, root.level))
     return logging.getLogger(f"twincast.{service}")
