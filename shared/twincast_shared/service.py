@@ -37,6 +37,19 @@ class Service(Protocol):
         """Extra HTTP routes next to /healthz and /readyz."""
 
 
+class BaseService:
+    """No extra routes, nothing to load, nothing to close: override what a service needs."""
+
+    def routes(self) -> Iterable[web.RouteDef]:
+        return ()
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
 @dataclass(frozen=True)
 class ServiceContext(Generic[S]):
     name: str

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from twincast_gateway.settings import GatewaySettings
 from twincast_shared.contract import subjects as s
-from twincast_shared.service import ServiceContext, ServiceSpec
+from twincast_shared.service import BaseService, ServiceContext, ServiceSpec
 from twincast_shared.twins import get_profile
 
 WORKERS = ("stt", "reasoning", "mood", "tts")
@@ -36,18 +36,12 @@ fetch("/api/status").then(r => r.json()).then(j => {{
 """
 
 
-class GatewayService:
+class GatewayService(BaseService):
     def __init__(self, ctx: ServiceContext[GatewaySettings]) -> None:
         self._ctx = ctx
 
     def routes(self) -> Iterable[web.RouteDef]:
         return (web.get("/", self.page), web.get("/api/status", self.status))
-
-    async def start(self) -> None:
-        pass
-
-    async def close(self) -> None:
-        pass
 
     async def page(self, _: web.Request) -> web.Response:
         twin = self._ctx.settings.twin

@@ -2,32 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
-from aiohttp import web
-
 from twincast_mood.engine import TextMoodEngine
 from twincast_mood.settings import MoodSettings
 from twincast_shared.contract import GuestTextSubmitted, MoodEstimated, UtteranceTranscribed
 from twincast_shared.contract import subjects as s
-from twincast_shared.service import ServiceContext, ServiceSpec
+from twincast_shared.service import BaseService, ServiceContext, ServiceSpec
 
 
-class MoodService:
+class MoodService(BaseService):
     def __init__(self, ctx: ServiceContext[MoodSettings]) -> None:
         self._ctx = ctx
         self._engine = TextMoodEngine()
         ctx.bus.on_event(s.STT_FINAL, UtteranceTranscribed, self.on_words)
         ctx.bus.on_event(s.TEXT_IN, GuestTextSubmitted, self.on_words)
-
-    def routes(self) -> Iterable[web.RouteDef]:
-        return ()
-
-    async def start(self) -> None:
-        pass
-
-    async def close(self) -> None:
-        pass
 
     async def on_words(self, event: UtteranceTranscribed | GuestTextSubmitted) -> None:
         if not event.text.strip():

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
 from uuid import uuid4
-
-from aiohttp import web
 
 from twincast_reasoning.engine import ExtractiveComposer, KeywordIndex
 from twincast_reasoning.settings import ReasoningSettings
 from twincast_reasoning.twins import TwinRepository
 from twincast_shared.contract import GuestTextSubmitted, ReplyChunk, UtteranceTranscribed
 from twincast_shared.contract import subjects as s
-from twincast_shared.service import ServiceContext, ServiceSpec
+from twincast_shared.service import BaseService, ServiceContext, ServiceSpec
 from twincast_shared.sessions import SessionInfo, UnknownSession, get_session, next_turn
 from twincast_shared.telemetry import PII_PREFIX
 from twincast_shared.twins import TwinProfile
@@ -23,7 +20,7 @@ class UnknownTwin(LookupError):
     pass
 
 
-class ReasoningService:
+class ReasoningService(BaseService):
     def __init__(self, ctx: ServiceContext[ReasoningSettings]) -> None:
         self._ctx = ctx
         self._twins = TwinRepository(ctx.store)
@@ -35,12 +32,6 @@ class ReasoningService:
         self._tracer = ctx.tracer_provider.get_tracer("twincast.reasoning")
         ctx.bus.on_event(s.STT_FINAL, UtteranceTranscribed, self.on_transcript)
         ctx.bus.on_event(s.TEXT_IN, GuestTextSubmitted, self.on_text)
-
-    def routes(self) -> Iterable[web.RouteDef]:
-        return ()
-
-    async def start(self) -> None:
-        pass
 
     async def close(self) -> None:
         self._indexes.clear()

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
-
-from aiohttp import web
 
 from twincast_shared.contract import GUEST_SAMPLE_RATE, PcmChunk, UtteranceTranscribed
 from twincast_shared.contract import subjects as s
-from twincast_shared.service import ServiceContext, ServiceSpec
+from twincast_shared.service import BaseService, ServiceContext, ServiceSpec
 from twincast_shared.tasks import TaskOwner
 from twincast_shared.telemetry import PII_PREFIX
 from twincast_stt.engine import SttEngine, UtteranceBuffer, UtteranceTooLong
 from twincast_stt.settings import SttSettings
 
 
-class SttService:
+class SttService(BaseService):
     def __init__(self, ctx: ServiceContext[SttSettings], engine: SttEngine | None = None) -> None:
         self._ctx = ctx
         self._settings = ctx.settings
@@ -30,9 +27,6 @@ class SttService:
         self._tasks = TaskOwner("stt")
         self._tracer = ctx.tracer_provider.get_tracer("twincast.stt")
         ctx.bus.on_audio(s.AUDIO_IN, self.on_audio, expect_rate=GUEST_SAMPLE_RATE)
-
-    def routes(self) -> Iterable[web.RouteDef]:
-        return ()
 
     async def start(self) -> None:
         await asyncio.to_thread(self._engine.load)

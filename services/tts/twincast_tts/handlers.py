@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-
-from aiohttp import web
 
 from twincast_shared.contract import (
     CONTROL_EVENT,
@@ -19,7 +16,7 @@ from twincast_shared.contract import (
     VisemeTrack,
 )
 from twincast_shared.contract import subjects as s
-from twincast_shared.service import ServiceContext, ServiceSpec
+from twincast_shared.service import BaseService, ServiceContext, ServiceSpec
 from twincast_shared.tasks import TaskOwner
 from twincast_tts.engine import Delivery, TtsEngine
 from twincast_tts.settings import TtsSettings
@@ -33,7 +30,7 @@ class _Session:
     seq: dict[str, int] = field(default_factory=dict)
 
 
-class TtsService:
+class TtsService(BaseService):
     def __init__(self, ctx: ServiceContext[TtsSettings], engine: TtsEngine | None = None) -> None:
         self._ctx = ctx
         self._engine = engine or TtsEngine(voice_path=ctx.settings.tts_voice_path)
@@ -43,9 +40,6 @@ class TtsService:
         ctx.bus.on_event(s.REPLY, ReplyChunk, self.on_reply)
         ctx.bus.on_event(s.MOOD, MoodEstimated, self.on_mood)
         ctx.bus.on_event(s.CONTROL, CONTROL_EVENT, self.on_control)
-
-    def routes(self) -> Iterable[web.RouteDef]:
-        return ()
 
     async def start(self) -> None:
         await asyncio.to_thread(self._engine.load)
