@@ -9,6 +9,7 @@ from uuid import uuid4
 import nats.aio.client
 import nats.errors
 import pytest
+from nats.js.api import DeliverPolicy
 
 from tests.conftest import Stack
 from twincast_shared.contract import (
@@ -192,3 +193,23 @@ async def test_tts_speaks_after_bad_input_and_stops_on_interrupt(
         heard += 1
     assert heard < 10, "synthesis went on after Interrupt"
     await audio.unsubscribe()
+
+
+async def test_dead_letters_are_kept_when_nobody_is_listening(
+    stack: Stack, nc: nats.aio.client.Client
+) -> None:
+    session = sid()
+    await nc.publish(s.TEXT_IN.of(session), b"lost?", headers=JSON)
+    js = nc.jetstream()
+    sub = await js.subscribe(
+        s.REJECTED.of("reasoning"), ordered_consumer=True, deliver_policy=DeliverPolicy.ALL
+    )
+    try:
+        while True:
+            msg = await sub.next_msg(timeout=5)
+            rejected = Rejected.model_validate_json(msg.data)
+            if rejected.session_id == session:
+                break
+    finally:
+        await sub.unsubscribe()
+    assert base64.b64decode(rejected.payload_b64) == b"lost?"

@@ -7,10 +7,13 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, TypeVar
 
+import nats
 from faststream.message import StreamMessage
 from faststream.nats import NatsBroker
 from faststream.nats.annotations import NatsMessage
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
+from nats.js.api import StorageType, StreamConfig
+from nats.js.errors import NotFoundError
 from opentelemetry.trace import TracerProvider
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
@@ -45,6 +48,27 @@ def make_broker(
         graceful_timeout=5.0,
         connect_timeout=5,
     )
+
+
+async def ensure_streams(nats_url: str, streams: tuple[s.Stream, ...] = s.STREAMS) -> None:
+    """Create or update the project's JetStream streams; safe to run from every replica."""
+    nc = await nats.connect(nats_url, connect_timeout=5, allow_reconnect=False)
+    try:
+        js = nc.jetstream()
+        for stream in streams:
+            config = StreamConfig(
+                name=stream.name,
+                subjects=stream.subjects,
+                max_age=float(stream.max_age_s),
+                storage=StorageType.FILE,
+                duplicate_window=120.0,
+            )
+            try:
+                await js.update_stream(config)
+            except NotFoundError:
+                await js.add_stream(config)
+    finally:
+        await nc.close()
 
 
 async def _raw_body(msg: StreamMessage[Any]) -> bytes:

@@ -15,7 +15,7 @@ from typing import Generic, Protocol, TypeVar
 from aiohttp import web
 from opentelemetry.sdk.trace import TracerProvider
 
-from twincast_shared.bus import Bus, make_broker
+from twincast_shared.bus import Bus, ensure_streams, make_broker
 from twincast_shared.contract import subjects as s
 from twincast_shared.health import HttpServer
 from twincast_shared.logging import setup_logging
@@ -111,6 +111,7 @@ async def serve(
         await http.start()
         stack.push_async_callback(http.close)
         await store.ping()
+        await ensure_streams(settings.nats_url)
         await service.start()
         stack.push_async_callback(service.close)
         await broker.start()

@@ -21,7 +21,6 @@ class Subject:
     """A family of subjects `twincast.<stem>.<key>`, keyed by session, twin or service."""
 
     stem: str
-    durable: bool = False
 
     @property
     def all(self) -> str:
@@ -42,18 +41,36 @@ class Subject:
 
 
 AUDIO_IN: Final = Subject("audio.in")
-TEXT_IN: Final = Subject("text.in", durable=True)
+TEXT_IN: Final = Subject("text.in")
 TURN: Final = Subject("turn")
 STT_PARTIAL: Final = Subject("stt.partial")
-STT_FINAL: Final = Subject("stt.final", durable=True)
+STT_FINAL: Final = Subject("stt.final")
 MOOD: Final = Subject("mood")
-REPLY: Final = Subject("reply", durable=True)
+REPLY: Final = Subject("reply")
 TTS_AUDIO: Final = Subject("tts.audio")
 TTS_VISEMES: Final = Subject("tts.visemes")
-CONTROL: Final = Subject("control", durable=True)
+CONTROL: Final = Subject("control")
 SIGNALS: Final = Subject("signals")
-REJECTED: Final = Subject("rejected", durable=True)
+REJECTED: Final = Subject("rejected")
 HEALTH: Final = Subject("health")
+
+
+@dataclass(frozen=True, slots=True)
+class Stream:
+    """A JetStream stream that keeps what core-NATS publishers send to its subjects."""
+
+    name: str
+    families: tuple[Subject, ...]
+    max_age_s: int
+
+    @property
+    def subjects(self) -> list[str]:
+        return [family.all for family in self.families]
+
+
+# Dead letters are kept for a week, whether or not anyone is listening when they happen.
+REJECTED_STREAM: Final = Stream("TWINCAST_REJECTED", (REJECTED,), max_age_s=7 * 24 * 3600)
+STREAMS: Final = (REJECTED_STREAM,)
 
 ALL_SUBJECTS: Final = (
     AUDIO_IN,
