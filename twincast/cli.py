@@ -212,3 +212,23 @@ def bench_bus(events: int, rate: float, as_json: bool) -> None:
     from bench.bus import run_bus_bench
 
     click.echo(json.dumps(run_bus_bench(events=events, rate=rate), indent=None if as_json else 2))
+
+
+@bench.command("tts")
+@click.option("--runs", type=int, default=5, show_default=True, help="passes over the reply set")
+@click.option("--json", "as_json", is_flag=True, help="JSON only (the default output is JSON too)")
+def bench_tts(runs: int, as_json: bool) -> None:
+    """Reply text in → first audio chunk out, through the tts service on a real bus."""
+    from bench.tts import run_tts_bench
+
+    click.echo(json.dumps(run_tts_bench(runs=runs), indent=None if as_json else 2))
+
+
+@bench.command("stt")
+@click.option("--runs", type=int, default=5, show_default=True, help="passes over the recordings")
+@click.option("--json", "as_json", is_flag=True, help="JSON only (the default output is JSON too)")
+def bench_stt(runs: int, as_json: bool) -> None:
+    """Recorded speech streamed in real time through the stt service on a real bus."""
+    from bench.stt import run_stt_bench
+
+    click.echo(json.dumps(run_stt_bench(runs=runs), indent=None if as_json else 2))
