@@ -7,10 +7,11 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import nats
 import nats.aio.client
@@ -22,7 +23,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from twincast.runtime import EXAMPLES, free_port, nats_server_bin, valkey_server_bin
 from twincast.services import SERVICES, spec
 from twincast_reasoning.twins import TwinRepository
+from twincast_shared.bus import Bus, make_broker
 from twincast_shared.service import RunningService, serve
+from twincast_shared.sessions import SessionInfo, open_session
 from twincast_shared.settings import CommonSettings
 from twincast_shared.store import StateStore
 
@@ -131,3 +134,25 @@ async def nc(nats_url: str) -> AsyncIterator[nats.aio.client.Client]:
     client = await nats.connect(nats_url)
     yield client
     await client.drain()
+
+
+@pytest.fixture
+async def client_bus(settings: CommonSettings) -> AsyncIterator[Bus]:
+    """The project's own Bus, as a client outside the services (publishes only)."""
+    broker = make_broker(settings, service="test-client")
+    await broker.start()
+    yield Bus(broker, service="test-client")
+    await broker.stop()
+
+
+@pytest.fixture
+async def open_guest(store: StateStore) -> Callable[..., Awaitable[str]]:
+    async def open_one(scope: str = "public") -> str:
+        session = uuid4().hex
+        await open_session(
+            store,
+            SessionInfo(session_id=session, twin_id="juniper", scope=scope),  # type: ignore[arg-type]
+        )
+        return session
+
+    return open_one

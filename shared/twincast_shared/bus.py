@@ -170,13 +170,18 @@ class Bus:
         *,
         expect_rate: int | None = None,
         queue: str | None = None,
+        accept: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
+        """Consume PCM chunks; `accept` (checked before decoding) skips sessions owned elsewhere."""
+
         async def consume(body: bytes, message: NatsMessage) -> None:
             subject = message.raw_message.subject
             session = family.key_of(subject)
             headers = message.headers or {}
             if session is None:
                 await self.reject(subject=subject, reason="no session in subject", body=body)
+                return
+            if accept is not None and not await accept(session):
                 return
             try:
                 chunk = PcmChunk.from_wire(body, headers, expect_rate=expect_rate)

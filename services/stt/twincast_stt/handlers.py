@@ -1,86 +1,241 @@
-"""stt: guest audio in, transcripts out."""
+"""stt: guest audio in; speech start/end, partial and final transcripts out."""
 
 from __future__ import annotations
 
 import asyncio
+import time
+from dataclasses import dataclass, field
 
-from twincast_shared.contract import GUEST_SAMPLE_RATE, PcmChunk, UtteranceTranscribed
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+
+from twincast_shared.claims import SessionClaims
+from twincast_shared.contract import (
+    CONTROL_EVENT,
+    GUEST_SAMPLE_RATE,
+    ControlEvent,
+    InputError,
+    PcmChunk,
+    SessionEnded,
+    SpeechEnded,
+    SpeechStarted,
+    UtteranceTranscribed,
+)
 from twincast_shared.contract import subjects as s
 from twincast_shared.service import BaseService, ServiceContext, ServiceSpec
+from twincast_shared.sessions import UnknownSession, get_session
 from twincast_shared.tasks import TaskOwner
 from twincast_shared.telemetry import PII_PREFIX
-from twincast_stt.engine import SttEngine, UtteranceBuffer, UtteranceTooLong
+from twincast_stt.engine import SttEngine, Transcript
 from twincast_stt.settings import SttSettings
+from twincast_stt.streaming import Scheduler, SessionStream, StreamSettings
+from twincast_stt.turns import TurnSettings
+
+IDLE_SESSION_S = 120.0
+
+
+class AudioBudget:
+    """Token bucket in seconds of audio: a burst ahead of real time is fine, a flood is not."""
+
+    def __init__(self, burst_s: float, rate: float = 1.25) -> None:
+        self._burst = burst_s
+        self._rate = rate
+        self._tokens = burst_s
+        self._at = time.monotonic()
+
+    def take(self, seconds: float) -> bool:
+        now = time.monotonic()
+        self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
+        self._at = now
+        if seconds > self._tokens:
+            return False
+        self._tokens -= seconds
+        return True
+
+
+@dataclass
+class _Session:
+    stream: SessionStream
+    budget: AudioBudget
+    queue: asyncio.Queue[tuple[PcmChunk, otel_context.Context]] = field(
+        default_factory=asyncio.Queue
+    )
+    worker: asyncio.Task[None] | None = None
+    turn_span: trace.Span | None = None
 
 
 class SttService(BaseService):
     def __init__(self, ctx: ServiceContext[SttSettings], engine: SttEngine | None = None) -> None:
+        settings = ctx.settings
         self._ctx = ctx
-        self._settings = ctx.settings
         self._engine = engine or SttEngine(
-            model_path=ctx.settings.stt_model_path,
-            cpu_threads=ctx.settings.stt_cpu_threads,
-            beam_size=ctx.settings.stt_beam_size,
+            model_path=settings.stt_model_path,
+            cpu_threads=settings.stt_cpu_threads,
+            beam_size=settings.stt_beam_size,
         )
-        self._buffers: dict[str, UtteranceBuffer] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._stream_settings = StreamSettings(
+            turns=TurnSettings(
+                threshold=settings.stt_vad_threshold,
+                neg_threshold=max(0.05, settings.stt_vad_threshold - 0.15),
+                silence_ms=settings.stt_silence_ms,
+                hesitation_ms=max(settings.stt_hesitation_ms, settings.stt_silence_ms),
+                partial_every_ms=settings.stt_partial_every_ms,
+            ),
+            final_pad_s=settings.stt_final_pad_s,
+            partial_pad_s=settings.stt_partial_pad_s,
+            max_utterance_s=settings.stt_max_utterance_s,
+        )
+        self._scheduler = Scheduler(self._engine)
+        self._claims = SessionClaims(ctx.store, service="stt")
+        self._sessions: dict[str, _Session] = {}
         self._tasks = TaskOwner("stt")
         self._tracer = ctx.tracer_provider.get_tracer("twincast.stt")
-        ctx.bus.on_audio(s.AUDIO_IN, self.on_audio, expect_rate=GUEST_SAMPLE_RATE)
+        ctx.bus.on_audio(
+            s.AUDIO_IN,
+            self.on_audio,
+            expect_rate=GUEST_SAMPLE_RATE,
+            queue="",
+            accept=self._claims.owns,
+        )
+        ctx.bus.on_event(s.CONTROL, CONTROL_EVENT, self.on_control, queue="")
 
     async def start(self) -> None:
         await asyncio.to_thread(self._engine.load)
+        self._scheduler.start()
 
     async def close(self) -> None:
         await self._tasks.close()
+        await self._scheduler.close()
+        self._sessions.clear()
 
-    async def on_audio(self, session: str, chunk: PcmChunk) -> None:
-        buffer = self._buffers.setdefault(
-            session, UtteranceBuffer(max_seconds=self._settings.stt_max_utterance_s)
-        )
-        try:
-            buffer.add(chunk.stream, chunk.pcm)
-        except UtteranceTooLong:
-            buffer.clear()
-            raise
-        if chunk.last:
-            pcm = buffer.take()
-            del self._buffers[session]
-            self._tasks.spawn(self._finish(session, chunk.stream, pcm), name=f"final-{session}")
-
-    async def _finish(self, session: str, utterance: str, pcm: bytes) -> None:
-        lock = self._locks.setdefault(session, asyncio.Lock())
-        try:
-            async with lock:
-                await self._transcribe(session, utterance, pcm)
-        except Exception as error:
-            await self._ctx.bus.reject(
-                subject=s.AUDIO_IN.of(session),
-                reason=f"transcription failed: {type(error).__name__}",
-                body=pcm,
-                session_id=session,
+    async def on_audio(self, session_id: str, chunk: PcmChunk) -> None:
+        session = self._sessions.get(session_id)
+        if session is None:
+            try:
+                await get_session(self._ctx.store, session_id)
+            except UnknownSession:
+                raise InputError(
+                    f"unknown session {session_id}: open it before sending audio"
+                ) from None
+            session = self._open(session_id)
+        if not session.budget.take(chunk.duration_ms / 1000):
+            raise InputError(
+                "flood: audio arriving faster than real time beyond the burst allowance"
             )
-        finally:
-            if not lock.locked():
-                self._locks.pop(session, None)
+        session.queue.put_nowait((chunk, otel_context.get_current()))
+        if session.worker is None or session.worker.done():
+            session.worker = self._tasks.spawn(self._drain(session_id, session), name=session_id)
 
-    async def _transcribe(self, session: str, utterance: str, pcm: bytes) -> None:
-        with self._tracer.start_as_current_span("stt.transcribe") as span:
-            result = await asyncio.to_thread(self._engine.transcribe, pcm)
+    async def on_control(self, event: ControlEvent) -> None:
+        if isinstance(event, SessionEnded):
+            session = self._sessions.pop(event.session_id, None)
+            if session is not None and session.worker is not None:
+                session.worker.cancel()
+            await self._claims.release(event.session_id)
+
+    def _open(self, session_id: str) -> _Session:
+        stream = SessionStream(
+            session_id,
+            engine=self._engine,
+            scheduler=self._scheduler,
+            settings=self._stream_settings,
+            sink=_Publisher(self),
+            spawn=lambda work: self._tasks.spawn(work, name=f"partial-{session_id}"),  # type: ignore[arg-type]
+        )
+        session = _Session(stream, AudioBudget(self._ctx.settings.stt_flood_burst_s))
+        self._sessions[session_id] = session
+        return session
+
+    async def _drain(self, session_id: str, session: _Session) -> None:
+        """Feeds one session's audio to its stream strictly in arrival order."""
+        try:
+            while True:
+                try:
+                    chunk, ctx = await asyncio.wait_for(session.queue.get(), IDLE_SESSION_S)
+                except TimeoutError:
+                    return
+                token = otel_context.attach(ctx)
+                try:
+                    await session.stream.feed(chunk.pcm, last=chunk.last)
+                except Exception as error:
+                    await self._ctx.bus.reject(
+                        subject=s.AUDIO_IN.of(session_id),
+                        reason=f"transcription failed: {type(error).__name__}",
+                        body=chunk.pcm,
+                        headers=chunk.headers(),
+                        session_id=session_id,
+                    )
+                finally:
+                    otel_context.detach(token)
+        finally:
+            if self._sessions.get(session_id) is session and session.queue.empty():
+                del self._sessions[session_id]
+
+    def turn_span(self, session: str) -> trace.Span | None:
+        found = self._sessions.get(session)
+        return found.turn_span if found else None
+
+
+class _Publisher:
+    """Turns stream results into contract events; one span per turn, from speech onset on."""
+
+    def __init__(self, service: SttService) -> None:
+        self._service = service
+
+    def _bus_session(self, session: str) -> _Session | None:
+        return self._service._sessions.get(session)
+
+    async def speech_started(self, session: str, utterance: str, at_ms: float) -> None:
+        state = self._bus_session(session)
+        span = self._service._tracer.start_span("stt.turn")
+        span.set_attribute("twincast.session_id", session)
+        span.set_attribute("twincast.utterance_id", utterance)
+        if state is not None:
+            state.turn_span = span
+        with trace.use_span(span, end_on_exit=False):
+            await self._service._ctx.bus.publish(
+                SpeechStarted(session_id=session, utterance_id=utterance, at_ms=at_ms)
+            )
+
+    async def transcript(
+        self, session: str, utterance: str, result: Transcript, *, final: bool
+    ) -> None:
+        state = self._bus_session(session)
+        parent = state.turn_span if state is not None else None
+        ctx = trace.set_span_in_context(parent) if parent is not None else None
+        name = "stt.transcribe" if final else "stt.partial"
+        with self._service._tracer.start_as_current_span(name, context=ctx) as span:
             span.set_attribute("twincast.session_id", session)
             span.set_attribute("twincast.audio_ms", result.audio_ms)
             span.set_attribute("twincast.compute_ms", result.compute_ms)
+            span.set_attribute("twincast.context_s", result.context_s)
             span.set_attribute(f"{PII_PREFIX}transcript", result.text)
-            await self._ctx.bus.publish(
+            await self._service._ctx.bus.publish(
                 UtteranceTranscribed(
                     session_id=session,
                     utterance_id=utterance,
                     text=result.text,
-                    final=True,
-                    language=result.language,
+                    final=final,
                     audio_ms=result.audio_ms,
                 )
             )
+
+    async def speech_ended(self, session: str, utterance: str, at_ms: float) -> None:
+        state = self._bus_session(session)
+        span = state.turn_span if state is not None else None
+        ctx = trace.set_span_in_context(span) if span is not None else None
+        token = otel_context.attach(ctx) if ctx is not None else None
+        try:
+            await self._service._ctx.bus.publish(
+                SpeechEnded(session_id=session, utterance_id=utterance, at_ms=at_ms)
+            )
+        finally:
+            if token is not None:
+                otel_context.detach(token)
+            if span is not None:
+                span.end()
+            if state is not None:
+                state.turn_span = None
 
 
 SPEC = ServiceSpec(name="stt", settings=SttSettings, create=SttService)

@@ -50,12 +50,18 @@ class GuestTextSubmitted(Event):
 
 
 class SpeechStarted(Event):
+    """The guest started talking; `at_ms` is the onset in the session's audio stream."""
+
     type: Literal["speech_started"] = "speech_started"
+    utterance_id: Token
     at_ms: Annotated[float, Field(ge=0)]
 
 
 class SpeechEnded(Event):
+    """The guest's turn is over; `at_ms` is where the speech stopped in the audio stream."""
+
     type: Literal["speech_ended"] = "speech_ended"
+    utterance_id: Token
     at_ms: Annotated[float, Field(ge=0)]
 
 
