@@ -20,7 +20,9 @@ def test_onset_needs_two_speech_windows_and_is_dated_to_the_first() -> None:
 
 
 def test_silence_then_end_after_the_window() -> None:
-    tracker = TurnTracker(TurnSettings(silence_ms=320, partial_every_ms=1000))
+    tracker = TurnTracker(
+        TurnSettings(silence_ms=320, partial_every_ms=1000, first_partial_ms=1000)
+    )
     signals = run(tracker, [0.9] * 5 + [0.1] * 12)
     assert signals[0] == (Signal.STARTED, 0)
     assert signals[1] == (Signal.SILENCE, 5)
@@ -29,14 +31,14 @@ def test_silence_then_end_after_the_window() -> None:
 
 
 def test_speech_coming_back_cancels_the_end() -> None:
-    tracker = TurnTracker(TurnSettings(partial_every_ms=1000))
+    tracker = TurnTracker(TurnSettings(partial_every_ms=1000, first_partial_ms=1000))
     signals = run(tracker, [0.9] * 5 + [0.1] * 4 + [0.9] * 3 + [0.1] * 3)
     kinds = [k for k, _ in signals]
     assert kinds == [Signal.STARTED, Signal.SILENCE, Signal.RESUMED, Signal.SILENCE]
 
 
 def test_partials_are_due_every_300_ms_of_speech() -> None:
-    tracker = TurnTracker(TurnSettings(partial_every_ms=320))
+    tracker = TurnTracker(TurnSettings(partial_every_ms=320, first_partial_ms=320))
     signals = run(tracker, [0.9] * 32)
     partials = [w for k, w in signals if k is Signal.PARTIAL_DUE]
     assert partials == [11, 21, 31]

@@ -217,6 +217,7 @@ class _Publisher:
                     text=result.text,
                     final=final,
                     audio_ms=result.audio_ms,
+                    compute_ms=result.compute_ms,
                 )
             )
 

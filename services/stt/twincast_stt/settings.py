@@ -22,7 +22,7 @@ class SttSettings(ServiceSettings):
     stt_hesitation_ms: float = Field(
         default=800.0, ge=64, le=5000, description="silence that ends a turn left unfinished"
     )
-    stt_partial_every_ms: float = Field(default=300.0, ge=100, le=5000)
+    stt_partial_every_ms: float = Field(default=250.0, ge=100, le=5000)
     stt_final_pad_s: float | None = Field(
         default=10.0, ge=0, le=30, description="Whisper window = utterance + this; None: 30 s"
     )

@@ -29,7 +29,8 @@ class TurnSettings(BaseModel):
     hesitation_ms: float = Field(default=800.0, ge=64, le=5000)
     preroll_ms: float = Field(default=300.0, ge=0, le=1000)
     min_speech_ms: float = Field(default=150.0, ge=0, le=2000)
-    partial_every_ms: float = Field(default=300.0, ge=100, le=5000)
+    partial_every_ms: float = Field(default=250.0, ge=100, le=5000)
+    first_partial_ms: float = Field(default=160.0, ge=32, le=5000)
 
 
 def sounds_unfinished(text: str) -> bool:
@@ -96,7 +97,11 @@ class TurnTracker:
             if self._run >= s.start_windows:
                 self.phase = Phase.SPEECH
                 self.onset_window = here - self._run + 1
-                self._last_partial = here
+                self._last_partial = (
+                    here
+                    - self._windows(s.partial_every_ms)
+                    + self._windows(min(s.first_partial_ms, s.partial_every_ms))
+                )
                 self.hold_ms = s.silence_ms
                 out.append(TurnSignal(Signal.STARTED, self.onset_window))
         elif self.phase is Phase.SPEECH:

@@ -72,6 +72,7 @@ class UtteranceTranscribed(Event):
     final: bool
     language: str = "en"
     audio_ms: Annotated[float, Field(ge=0)] = 0.0
+    compute_ms: Annotated[float, Field(ge=0)] = 0.0
 
 
 class MoodEstimated(Event):
