@@ -7,6 +7,7 @@ so the latencies below are measured against the audio itself.
 from __future__ import annotations
 
 import asyncio
+import io
 import tempfile
 import time
 import wave
@@ -113,8 +114,8 @@ async def _measure(settings: CommonSettings, runs: int) -> dict[str, Any]:
                 )
                 await asyncio.wait_for(turn.done.wait(), timeout=15)
                 await asyncio.sleep(0.2)
-                assert turn.final is not None and turn.final_at is not None
-                assert turn.started is not None
+                if turn.final is None or turn.final_at is None or turn.started is None:
+                    raise RuntimeError(f"{name}: the turn ended without a final transcript")
                 partial_times = [t for t, _ in turn.partials if t < turn.final_at]
                 gaps = np.diff([start + onset_s, *partial_times]).tolist()
                 compute = sum(p.compute_ms for _, p in turn.partials) + turn.final.compute_ms
@@ -139,19 +140,22 @@ async def _measure(settings: CommonSettings, runs: int) -> dict[str, Any]:
 
 
 def run_stt_bench(*, runs: int = 5) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="twincast-bench-stt-") as tmp:
-        with Stack(
+    with (
+        tempfile.TemporaryDirectory(prefix="twincast-bench-stt-") as tmp,
+        Stack(
             state_dir=Path(tmp),
             services=("stt",),
             nats_port=0,
             redis_port=0,
             health_ports={},
             twin="bench",
-            log_to=open("/dev/null", "w"),  # noqa: SIM115
-        ) as stack:
-            assert stack.urls is not None
-            settings = CommonSettings(nats_url=stack.urls.nats, redis_url=stack.urls.redis)
-            measured = asyncio.run(_measure(settings, runs))
+            log_to=io.StringIO(),
+        ) as stack,
+    ):
+        if stack.urls is None:
+            raise RuntimeError("stack did not start")
+        settings = CommonSettings(nats_url=stack.urls.nats, redis_url=stack.urls.redis)
+        measured = asyncio.run(_measure(settings, runs))
     rows = measured["rows"]
     engine = SttEngine()
     engine.load()
