@@ -1,45 +1,90 @@
-"""tts: the twin's reply in, speech and mouth shapes out; stops at once on Interrupt."""
+"""tts: the twin's reply in, speech and mouth shapes out, piece by piece as the text arrives.
+
+Stops at once, and drops what is queued, on `Interrupt`, `SessionEnded` or the guest's
+`SpeechStarted` (barge-in at the source).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import deque
 from dataclasses import dataclass, field
+from typing import Final
+
+from opentelemetry.trace import Span
 
 from twincast_shared.contract import (
     CONTROL_EVENT,
+    TURN_EVENT,
     ControlEvent,
     Interrupt,
     MoodEstimated,
     PcmChunk,
     ReplyChunk,
     SessionEnded,
+    SpeechStarted,
+    TurnEvent,
     VisemeTrack,
 )
 from twincast_shared.contract import subjects as s
 from twincast_shared.service import BaseService, ServiceContext, ServiceSpec
 from twincast_shared.tasks import TaskOwner
-from twincast_tts.engine import Delivery, TtsEngine
+from twincast_shared.telemetry import PII_PREFIX
+from twincast_tts.engine import Delivery, Speech, TtsEngine
+from twincast_tts.pieces import split_speech
 from twincast_tts.settings import TtsSettings
+
+# Replies cut off by a barge-in, remembered so that their late chunks are not spoken.
+CUT_OFF_MEMORY: Final = 32
+# Stop signals reach every replica (no queue group): any of them may be speaking the session.
+EVERY_REPLICA: Final = ""
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    chunk: ReplyChunk
+    arrived_ns: int
 
 
 @dataclass
 class _Session:
-    queue: asyncio.Queue[ReplyChunk] = field(default_factory=asyncio.Queue)
+    pending: deque[_Pending] = field(default_factory=deque)
     worker: asyncio.Task[None] | None = None
     delivery: Delivery = field(default_factory=Delivery)
-    seq: dict[str, int] = field(default_factory=dict)
+    # Bumped by every stop; a worker or a synthesis from an older generation publishes nothing.
+    generation: int = 0
+    speaking: str | None = None
+    next_seq: dict[str, int] = field(default_factory=dict)
+    cut_off: deque[str] = field(default_factory=lambda: deque(maxlen=CUT_OFF_MEMORY))
+
+    def stop(self) -> None:
+        self.generation += 1
+        self.cut_off.extend({*self.next_seq, *(p.chunk.reply_id for p in self.pending)})
+        if self.speaking is not None:
+            self.cut_off.append(self.speaking)
+        self.speaking = None
+        self.pending.clear()
+        self.next_seq.clear()
+        if self.worker is not None:
+            self.worker.cancel()
+            self.worker = None
 
 
 class TtsService(BaseService):
     def __init__(self, ctx: ServiceContext[TtsSettings], engine: TtsEngine | None = None) -> None:
         self._ctx = ctx
-        self._engine = engine or TtsEngine(voice_path=ctx.settings.tts_voice_path)
+        self._engine = engine or TtsEngine(
+            voice_path=ctx.settings.tts_voice_path, threads=ctx.settings.tts_threads
+        )
+        self._trim = ctx.settings.tts_trim_leading_silence
         self._sessions: dict[str, _Session] = {}
         self._tasks = TaskOwner("tts")
         self._tracer = ctx.tracer_provider.get_tracer("twincast.tts")
         ctx.bus.on_event(s.REPLY, ReplyChunk, self.on_reply)
-        ctx.bus.on_event(s.MOOD, MoodEstimated, self.on_mood)
-        ctx.bus.on_event(s.CONTROL, CONTROL_EVENT, self.on_control)
+        ctx.bus.on_event(s.MOOD, MoodEstimated, self.on_mood, queue=EVERY_REPLICA)
+        ctx.bus.on_event(s.CONTROL, CONTROL_EVENT, self.on_control, queue=EVERY_REPLICA)
+        ctx.bus.on_event(s.TURN, TURN_EVENT, self.on_turn, queue=EVERY_REPLICA)
 
     async def start(self) -> None:
         await asyncio.to_thread(self._engine.load)
@@ -52,8 +97,11 @@ class TtsService(BaseService):
         return self._sessions.setdefault(session_id, _Session())
 
     async def on_reply(self, chunk: ReplyChunk) -> None:
+        arrived_ns = time.monotonic_ns()
         session = self._session(chunk.session_id)
-        session.queue.put_nowait(chunk)
+        if chunk.reply_id in session.cut_off:
+            return
+        session.pending.append(_Pending(chunk, arrived_ns))
         if session.worker is None or session.worker.done():
             session.worker = self._tasks.spawn(
                 self._speak(chunk.session_id, session), name=f"speak-{chunk.session_id}"
@@ -61,63 +109,146 @@ class TtsService(BaseService):
 
     async def on_mood(self, mood: MoodEstimated) -> None:
         if mood.whose == "guest":
-            # Match a lively guest with a slightly quicker pace, a low one with a calmer pace.
-            self._session(mood.session_id).delivery = Delivery(
-                length_scale=1.0 - 0.1 * mood.arousal, noise_scale=0.6 + 0.15 * mood.energy
+            self._session(mood.session_id).delivery = Delivery.for_mood(
+                arousal=mood.arousal, energy=mood.energy
             )
 
     async def on_control(self, event: ControlEvent) -> None:
         if isinstance(event, Interrupt | SessionEnded):
-            session = self._sessions.pop(event.session_id, None)
-            if session is not None and session.worker is not None:
-                session.worker.cancel()
+            self._stop(event.session_id)
+        if isinstance(event, SessionEnded):
+            self._sessions.pop(event.session_id, None)
+
+    async def on_turn(self, event: TurnEvent) -> None:
+        if isinstance(event, SpeechStarted):
+            self._stop(event.session_id)
+
+    def _stop(self, session_id: str) -> None:
+        session = self._sessions.get(session_id)
+        if session is not None:
+            session.stop()
 
     async def _speak(self, session_id: str, session: _Session) -> None:
-        while not session.queue.empty():
-            chunk = session.queue.get_nowait()
+        generation = session.generation
+        while session.pending and session.generation == generation:
+            pending = session.pending.popleft()
+            session.speaking = pending.chunk.reply_id
             with self._tracer.start_as_current_span("tts.synthesize") as span:
-                speech = await asyncio.to_thread(
-                    self._engine.synthesize, chunk.text, session.delivery
-                )
                 span.set_attribute("twincast.session_id", session_id)
-                span.set_attribute("twincast.chunks", len(speech))
-                span.set_attribute("twincast.compute_ms", sum(p.compute_ms for p in speech))
-                subject = s.TTS_AUDIO.of(session_id)
-                if not speech and chunk.final:
-                    await self._ctx.bus.publish_audio(
-                        subject,
-                        PcmChunk(
-                            pcm=b"",
-                            sample_rate=self._engine.sample_rate,
-                            seq=session.seq.get(chunk.reply_id, 0),
-                            stream=chunk.reply_id,
-                            last=True,
-                        ),
-                    )
-                for i, piece in enumerate(speech):
-                    seq = session.seq.get(chunk.reply_id, 0)
-                    session.seq[chunk.reply_id] = seq + 1
-                    await self._ctx.bus.publish(
-                        VisemeTrack(
-                            session_id=session_id,
-                            reply_id=chunk.reply_id,
-                            seq=seq,
-                            sample_rate=piece.sample_rate,
-                            visemes=tuple(piece.visemes),
-                        )
-                    )
-                    await self._ctx.bus.publish_audio(
-                        subject,
-                        PcmChunk(
-                            pcm=piece.pcm,
-                            sample_rate=piece.sample_rate,
-                            seq=seq,
-                            stream=chunk.reply_id,
-                            last=chunk.final and i == len(speech) - 1,
-                        ),
-                    )
-            if chunk.final:
-                session.seq.pop(chunk.reply_id, None)
+                span.set_attribute("twincast.reply_id", pending.chunk.reply_id)
+                span.set_attribute("twincast.reply_seq", pending.chunk.seq)
+                span.set_attribute(f"{PII_PREFIX}text", pending.chunk.text)
+                await self._speak_chunk(session_id, session, pending, generation, span)
+            if session.generation != generation:
+                return
+            session.speaking = None
+            if pending.chunk.final:
+                session.next_seq.pop(pending.chunk.reply_id, None)
+
+    async def _speak_chunk(
+        self, session_id: str, session: _Session, pending: _Pending, generation: int, span: Span
+    ) -> None:
+        chunk = pending.chunk
+        pieces = split_speech(chunk.text, first=self._unheard(session, chunk.reply_id))
+        span.set_attribute("twincast.pieces", len(pieces))
+        closed = False
+        for i, text in enumerate(pieces):
+            opening = self._unheard(session, chunk.reply_id)
+            started_ns = time.monotonic_ns()
+            speech = await asyncio.to_thread(
+                self._engine.speak, text, session.delivery, trim_leading=self._trim and opening
+            )
+            if session.generation != generation:
+                return  # stopped while Piper was busy with this piece
+            last = chunk.final and i == len(pieces) - 1
+            if speech is None and not last:
+                continue
+            synthesized_ns = time.monotonic_ns()
+            await self._publish(session_id, session, chunk.reply_id, speech, last=last)
+            closed = last
+            if opening and speech is not None:
+                self._report_first_audio(
+                    span, chunk.reply_id, pending, speech, started_ns, synthesized_ns
+                )
+        if chunk.final and not closed:
+            await self._publish(session_id, session, chunk.reply_id, None, last=True)
+
+    @staticmethod
+    def _unheard(session: _Session, reply_id: str) -> bool:
+        """Nothing of this reply has been published yet."""
+        return session.next_seq.get(reply_id, 0) == 0
+
+    async def _publish(
+        self,
+        session_id: str,
+        session: _Session,
+        reply_id: str,
+        speech: Speech | None,
+        *,
+        last: bool,
+    ) -> None:
+        """The piece's viseme track, then its audio under the same seq (empty closes a reply)."""
+        seq = session.next_seq.get(reply_id, 0)
+        session.next_seq[reply_id] = seq + 1
+        rate = speech.sample_rate if speech is not None else self._engine.sample_rate
+        await self._ctx.bus.publish(
+            VisemeTrack(
+                session_id=session_id,
+                reply_id=reply_id,
+                seq=seq,
+                sample_rate=rate,
+                visemes=speech.visemes if speech is not None else (),
+            )
+        )
+        await self._ctx.bus.publish_audio(
+            s.TTS_AUDIO.of(session_id),
+            PcmChunk(
+                pcm=speech.pcm if speech is not None else b"",
+                sample_rate=rate,
+                seq=seq,
+                stream=reply_id,
+                last=last,
+            ),
+        )
+        # Let the connection write the piece out before the next synthesis takes every core.
+        await asyncio.sleep(0)
+
+    def _report_first_audio(
+        self,
+        span: Span,
+        reply_id: str,
+        pending: _Pending,
+        speech: Speech,
+        started_ns: int,
+        synthesized_ns: int,
+    ) -> None:
+        """Where the time to a reply's first audio went, in the trace and one log line.
+
+        The two clock readings (CLOCK_MONOTONIC, one clock for every process on a host) let a
+        client on the same host split its own measurement into bus hops and service time.
+        """
+        sent_ns = time.monotonic_ns()
+        t = speech.timings
+        stages = {
+            "first_audio_ms": (sent_ns - pending.arrived_ns) / 1e6,
+            "wait_ms": (started_ns - pending.arrived_ns) / 1e6,
+            "phonemize_ms": t.phonemize_ms,
+            "onnx_ms": t.onnx_ms,
+            "post_ms": t.post_ms,
+            "thread_ms": (synthesized_ns - started_ns) / 1e6 - t.total_ms,
+            "publish_ms": (sent_ns - synthesized_ns) / 1e6,
+            "audio_ms": 1000 * speech.samples / speech.sample_rate,
+            "trimmed_ms": 1000 * speech.trimmed_samples / speech.sample_rate,
+        }
+        for name, value in stages.items():
+            span.set_attribute(f"twincast.tts.{name}", round(value, 3))
+        self._ctx.log.info(
+            "first audio reply=%s %s arrived_ns=%d sent_ns=%d",
+            reply_id,
+            " ".join(f"{name}={value:.2f}" for name, value in stages.items()),
+            pending.arrived_ns,
+            sent_ns,
+        )
 
 
 SPEC = ServiceSpec(name="tts", settings=TtsSettings, create=TtsService)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from twincast_shared.contract import Viseme
 
@@ -12,7 +12,7 @@ _GROUPS = {
     "FF": "fv",
     "TH": "θð",
     "DD": "td",
-    "kk": "kgŋx",
+    "kk": "kgɡŋx",
     "CH": "ʃʒʧʤç",
     "SS": "sz",
     "nn": "nlɫ",
@@ -23,6 +23,7 @@ _GROUPS = {
     "oh": "oɔɒ",
     "ou": "uʊwɯ",
 }
+VISEMES = frozenset({SILENCE, *_GROUPS})
 PHONEME_VISEME = {ph: vis for vis, group in _GROUPS.items() for ph in group}
 _SILENT = set("^$_.,!?;:-—…\"'()")
 
@@ -36,18 +37,28 @@ def viseme_of(phoneme: str) -> str | None:
 
 def track(alignments: Iterable[tuple[str, int]]) -> list[Viseme]:
     """Contiguous viseme segments covering every sample of the aligned audio."""
-    segments: list[list[object]] = []
+    segments: list[tuple[str, int, int]] = []
     at = 0
     for phoneme, samples in alignments:
         if samples <= 0:
             continue
         vis = viseme_of(phoneme)
-        if vis is None or (segments and segments[-1][0] == vis):
-            if segments:
-                segments[-1][2] = at + samples
-            else:
-                segments.append([SILENCE, at, at + samples])
+        if segments and (vis is None or segments[-1][0] == vis):
+            name, start, _ = segments[-1]
+            segments[-1] = (name, start, at + samples)
         else:
-            segments.append([vis, at, at + samples])
+            segments.append((vis or SILENCE, at, at + samples))
         at += samples
-    return [Viseme(viseme=str(v), start=int(s), end=int(e)) for v, s, e in segments]  # type: ignore[call-overload]
+    return [Viseme(viseme=v, start=start, end=end) for v, start, end in segments]
+
+
+def fit(visemes: Sequence[Viseme], samples: int) -> list[Viseme]:
+    """The track cut or stretched at its end so that it covers exactly `samples` samples."""
+    if samples <= 0:
+        return []
+    kept = [v for v in visemes if v.start < samples]
+    if not kept:
+        return [Viseme(viseme=SILENCE, start=0, end=samples)]
+    last = kept[-1]
+    kept[-1] = Viseme(viseme=last.viseme, start=last.start, end=samples)
+    return kept
