@@ -31,6 +31,8 @@ from twincast_shared.settings import CommonSettings
 log = logging.getLogger("twincast.bus")
 
 MAX_REJECTED_PAYLOAD: Final = 64 * 1024
+# No queue group: every replica of the service gets the message.
+EVERY_REPLICA: Final = ""
 
 E = TypeVar("E", bound=BaseModel)
 EventHandler = Callable[[E], Awaitable[None]]
@@ -134,13 +136,19 @@ class Bus:
         handler: EventHandler[E],
         *,
         queue: str | None = None,
+        accept: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
-        """Consume one event family; the event's session must match the subject's."""
+        """Consume one event family; the event's session must match the subject's.
+
+        `accept` (checked before decoding) skips sessions that another replica owns.
+        """
         adapter: TypeAdapter[E] = model if isinstance(model, TypeAdapter) else TypeAdapter(model)
 
         async def consume(body: bytes, message: NatsMessage) -> None:
             subject = message.raw_message.subject
             key = family.key_of(subject)
+            if accept is not None and key is not None and not await accept(key):
+                return
             try:
                 event = adapter.validate_json(body)
             except ValidationError as error:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
+from twincast_shared.bus import EVERY_REPLICA
 from twincast_shared.claims import SessionClaims
 from twincast_shared.contract import (
     CONTROL_EVENT,
@@ -94,7 +95,7 @@ class SttService(BaseService):
             s.AUDIO_IN,
             self.on_audio,
             expect_rate=GUEST_SAMPLE_RATE,
-            queue="",
+            queue=EVERY_REPLICA,
             accept=self._claims.owns,
         )
         ctx.bus.on_event(s.CONTROL, CONTROL_EVENT, self.on_control, queue="")

@@ -14,6 +14,8 @@ from typing import Final
 
 from opentelemetry.trace import Span
 
+from twincast_shared.bus import EVERY_REPLICA
+from twincast_shared.claims import SessionClaims
 from twincast_shared.contract import (
     CONTROL_EVENT,
     TURN_EVENT,
@@ -38,7 +40,6 @@ from twincast_tts.settings import TtsSettings
 # Replies cut off by a barge-in, remembered so that their late chunks are not spoken.
 CUT_OFF_MEMORY: Final = 32
 # Stop signals reach every replica (no queue group): any of them may be speaking the session.
-EVERY_REPLICA: Final = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +82,12 @@ class TtsService(BaseService):
         self._sessions: dict[str, _Session] = {}
         self._tasks = TaskOwner("tts")
         self._tracer = ctx.tracer_provider.get_tracer("twincast.tts")
-        ctx.bus.on_event(s.REPLY, ReplyChunk, self.on_reply)
+        # Every replica sees every reply chunk; the one holding the session's claim speaks it,
+        # so the pieces of a reply are spoken in order, in one place.
+        self._claims = SessionClaims(ctx.store, service="tts")
+        ctx.bus.on_event(
+            s.REPLY, ReplyChunk, self.on_reply, queue=EVERY_REPLICA, accept=self._claims.owns
+        )
         ctx.bus.on_event(s.MOOD, MoodEstimated, self.on_mood, queue=EVERY_REPLICA)
         ctx.bus.on_event(s.CONTROL, CONTROL_EVENT, self.on_control, queue=EVERY_REPLICA)
         ctx.bus.on_event(s.TURN, TURN_EVENT, self.on_turn, queue=EVERY_REPLICA)
