@@ -27,6 +27,7 @@ class Passage(BaseModel):
     section: str | None
     paragraph: int
     text: str
+    location: str | None = None
 
 
 class CorpusError(InputError):

@@ -138,8 +138,8 @@ class Answer:
 
 
 def cite(passage: Passage) -> Citation:
-    where = f"paragraph {passage.paragraph}"
-    if passage.section:
+    where = passage.location or f"paragraph {passage.paragraph}"
+    if passage.section and not passage.location:
         where = f"{passage.section}, {where}"
     return Citation(
         source_id=passage.source_id,
