@@ -87,11 +87,16 @@ async def ask(
     guest_id: str | None = None,
     timeout_s: float = 60.0,
     tracer_provider: TracerProvider | None = None,
+    session_id: str | None = None,
+    twin: str | None = None,
+    speak: bool = True,
 ) -> TurnResult:
+    """One turn. Pass the `session_id` of an earlier result to go on with that conversation;
+    `speak=False` returns once the reply text is complete, without waiting for the speech."""
     if (text is None) == (audio is None):
         raise ValueError("ask needs either text or audio")
     pcm = read_wav_mono16k(audio) if audio is not None else b""
-    session_id = uuid4().hex
+    session_id = session_id or uuid4().hex
     provider = tracer_provider or make_tracer_provider("client")
     broker = make_broker(settings, service="client", tracer_provider=provider)
     bus = Bus(broker, service="client")
@@ -133,13 +138,16 @@ async def ask(
         await open_session(
             store,
             SessionInfo(
-                session_id=session_id, twin_id=settings.twin, guest_id=guest_id, scope=scope
+                session_id=session_id,
+                twin_id=twin or settings.twin,
+                guest_id=guest_id,
+                scope=scope,
             ),
         )
         await broker.start()
-        await wait_ready(
-            bus, ["stt", "reasoning", "tts"] if audio else ["reasoning", "tts"], timeout_s=30
-        )
+        needed = ["stt"] if audio else []
+        needed += ["reasoning", "tts"] if speak else ["reasoning"]
+        await wait_ready(bus, needed, timeout_s=30)
         with tracer.start_as_current_span("turn") as span:
             span.set_attribute("twincast.session_id", session_id)
             if text is not None:
@@ -150,7 +158,7 @@ async def ask(
             else:
                 await stream_speech(bus, session_id, pcm)
                 got.mark("input_end")
-            await _wait(got, timeout_s=timeout_s)
+            await _wait(got, timeout_s=timeout_s, speak=speak)
     finally:
         await broker.stop()
         await store.close()
@@ -211,14 +219,14 @@ async def stream_speech(
     return start
 
 
-async def _wait(got: _Gathered, *, timeout_s: float) -> None:
+async def _wait(got: _Gathered, *, timeout_s: float, speak: bool = True) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
         if got.rejected is not None:
             raise TurnFailed(f"{got.rejected.service} rejected the turn: {got.rejected.reason}")
         if got.transcript == "":
             raise TurnFailed("no speech was heard in the audio")
-        if got.audio_done and "reply_final" in got.marks:
+        if "reply_final" in got.marks and (got.audio_done or not speak):
             return
         remaining = deadline - time.monotonic()
         if remaining <= 0:

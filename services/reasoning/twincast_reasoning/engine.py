@@ -135,6 +135,9 @@ class Answer:
     deferred: bool
     expression: str = "neutral"
     retrieved: tuple[Hit, ...] = field(default=())
+    # The answer without its greeting; and how many generated sentences lacked support.
+    body: tuple[str, ...] = ()
+    dropped: int = 0
 
 
 def cite(passage: Passage) -> Citation:
@@ -154,25 +157,34 @@ class ExtractiveComposer:
     """Answers only with the owner's own sentences; defers when retrieval finds no support."""
 
     def __init__(self, *, min_coverage: float = 0.5, max_sentences: int = 2) -> None:
-        self._min_coverage = min_coverage
+        self.min_coverage = min_coverage
         self._max_sentences = max_sentences
 
     def compose(
-        self, *, profile: TwinProfile, question: str, hits: Sequence[Hit], first_turn: bool
+        self,
+        *,
+        profile: TwinProfile,
+        question: str,
+        hits: Sequence[Hit],
+        first_turn: bool,
+        guest_name: str | None = None,
     ) -> Answer:
         opening = tuple(sentences(profile.greeting)) if first_turn else ()
+        if first_turn and guest_name:
+            opening = (f"Hello again, {guest_name}.", *opening)
         best = hits[0] if hits else None
-        if best is None or best.coverage < self._min_coverage:
+        if best is None or best.coverage < self.min_coverage:
             name = profile.owner_first_name
+            deferral = (
+                f"I don't have anything from {name} on that.",
+                f"I'll pass your question to {name}.",
+            )
             return Answer(
-                sentences=(
-                    *opening,
-                    f"I don't have anything from {name} on that.",
-                    f"I'll pass your question to {name}.",
-                ),
+                sentences=(*opening, *deferral),
                 citations=(),
                 deferred=True,
                 retrieved=tuple(hits),
+                body=deferral,
             )
         q = set(terms(question))
         candidates = sentences(best.passage.text)
@@ -180,10 +192,11 @@ class ExtractiveComposer:
             range(len(candidates)),
             key=lambda i: (-len(q & set(terms(candidates[i]))), i),
         )
-        chosen = sorted(ranked[: self._max_sentences])
+        body = tuple(candidates[i] for i in sorted(ranked[: self._max_sentences]))
         return Answer(
-            sentences=(*opening, *(candidates[i] for i in chosen)),
+            sentences=(*opening, *body),
             citations=(cite(best.passage),),
             deferred=False,
             retrieved=tuple(hits),
+            body=body,
         )

@@ -5,7 +5,24 @@ from __future__ import annotations
 import time
 from uuid import uuid4
 
-from twincast_reasoning.engine import ExtractiveComposer, KeywordIndex
+import aiohttp
+
+from twincast_reasoning.composers import (
+    Composer,
+    ComposeRequest,
+    Extractive,
+    LocalLlama,
+    OpenAICompatible,
+)
+from twincast_reasoning.engine import Answer, ExtractiveComposer, KeywordIndex
+from twincast_reasoning.memory import (
+    ConversationMemory,
+    Inbox,
+    PeopleMemory,
+    Promise,
+    Turn,
+    expand_followup,
+)
 from twincast_reasoning.settings import ReasoningSettings
 from twincast_reasoning.twins import TwinRepository
 from twincast_shared.contract import GuestTextSubmitted, ReplyChunk, UtteranceTranscribed
@@ -23,18 +40,44 @@ class UnknownTwin(LookupError):
 class ReasoningService(BaseService):
     def __init__(self, ctx: ServiceContext[ReasoningSettings]) -> None:
         self._ctx = ctx
+        settings = ctx.settings
         self._twins = TwinRepository(ctx.store)
-        self._composer = ExtractiveComposer(
-            min_coverage=ctx.settings.reasoning_min_coverage,
-            max_sentences=ctx.settings.reasoning_max_sentences,
+        self._conversation = ConversationMemory(ctx.store)
+        self._people = PeopleMemory(ctx.store)
+        self._inbox = Inbox(ctx.store)
+        self._extractive = ExtractiveComposer(
+            min_coverage=settings.reasoning_min_coverage,
+            max_sentences=settings.reasoning_max_sentences,
         )
+        self._http: aiohttp.ClientSession | None = None
+        self._composer: Composer = Extractive(self._extractive)
         self._indexes: dict[str, tuple[int, TwinProfile, KeywordIndex]] = {}
         self._tracer = ctx.tracer_provider.get_tracer("twincast.reasoning")
         ctx.bus.on_event(s.STT_FINAL, UtteranceTranscribed, self.on_transcript)
         ctx.bus.on_event(s.TEXT_IN, GuestTextSubmitted, self.on_text)
 
+    async def start(self) -> None:
+        settings = self._ctx.settings
+        if settings.reasoning_composer == "openai":
+            assert settings.reasoning_openai_base_url is not None
+            self._http = aiohttp.ClientSession()
+            key = settings.reasoning_openai_api_key
+            self._composer = OpenAICompatible(
+                self._extractive,
+                base_url=settings.reasoning_openai_base_url,
+                model=settings.reasoning_openai_model,
+                api_key=key.get_secret_value() if key else None,
+                session=self._http,
+            )
+        elif settings.reasoning_composer == "llama":
+            self._composer = LocalLlama(
+                self._extractive, model_path=settings.reasoning_llama_model_path
+            )
+
     async def close(self) -> None:
         self._indexes.clear()
+        if self._http is not None:
+            await self._http.close()
 
     async def on_transcript(self, event: UtteranceTranscribed) -> None:
         if event.text.strip():
@@ -71,33 +114,81 @@ class ReasoningService(BaseService):
             session = await self._session(session_id)
             profile, index = await self._index(session.twin_id)
             turn = await next_turn(self._ctx.store, session_id)
-            hits = index.search(question, scope=session.scope)
-            answer = self._composer.compose(
-                profile=profile, question=question, hits=hits, first_turn=turn == 1
+            history = await self._conversation.recent(session_id)
+            query = expand_followup(question, history)
+            hits = index.search(query, scope=session.scope)
+            guest_name = await self._returning_guest(session, first_turn=turn == 1)
+            answer = await self._composer.compose(
+                ComposeRequest(
+                    profile=profile,
+                    question=question,
+                    query=query,
+                    hits=hits,
+                    first_turn=turn == 1,
+                    guest_name=guest_name,
+                )
             )
             span.set_attribute("twincast.session_id", session_id)
             span.set_attribute("twincast.scope", session.scope)
+            span.set_attribute("twincast.composer", self._composer.name)
             span.set_attribute("twincast.deferred", answer.deferred)
             span.set_attribute("twincast.passages_retrieved", len(hits))
+            span.set_attribute("twincast.sentences_dropped", answer.dropped)
             span.set_attribute(f"{PII_PREFIX}question", question)
             span.set_attribute(f"{PII_PREFIX}reply", " ".join(answer.sentences))
             span.set_attribute("twincast.compose_ms", 1000 * (time.perf_counter() - started))
-            reply_id = uuid4().hex
-            last = len(answer.sentences) - 1
-            for seq, sentence in enumerate(answer.sentences):
-                await self._ctx.bus.publish(
-                    ReplyChunk(
-                        session_id=session_id,
-                        reply_id=reply_id,
-                        in_reply_to=in_reply_to,
-                        seq=seq,
-                        text=sentence,
-                        citations=answer.citations,
-                        expression=answer.expression,
-                        deferred=answer.deferred,
-                        final=seq == last,
-                    )
+            await self._publish(session_id, answer, in_reply_to=in_reply_to)
+            await self._remember(session, question, query, answer)
+
+    async def _returning_guest(self, session: SessionInfo, *, first_turn: bool) -> str | None:
+        if not first_turn or session.guest_id is None:
+            return None
+        person = await self._people.get(session.twin_id, session.guest_id)
+        return person.name if person is not None and person.sessions else None
+
+    async def _publish(self, session_id: str, answer: Answer, *, in_reply_to: str) -> None:
+        reply_id = uuid4().hex
+        last = len(answer.sentences) - 1
+        for seq, sentence in enumerate(answer.sentences):
+            await self._ctx.bus.publish(
+                ReplyChunk(
+                    session_id=session_id,
+                    reply_id=reply_id,
+                    in_reply_to=in_reply_to,
+                    seq=seq,
+                    text=sentence,
+                    citations=answer.citations,
+                    expression=answer.expression,
+                    deferred=answer.deferred,
+                    final=seq == last,
                 )
+            )
+
+    async def _remember(
+        self, session: SessionInfo, question: str, query: str, answer: Answer
+    ) -> None:
+        await self._conversation.remember(
+            session.session_id,
+            Turn(
+                question=question,
+                query=query,
+                reply=list(answer.body),
+                sources=[c.source_id for c in answer.citations],
+                deferred=answer.deferred,
+            ),
+        )
+        if answer.deferred:
+            await self._inbox.add(
+                session.twin_id, Promise(question=question, session_id=session.session_id)
+            )
+        if session.guest_id is not None:
+            await self._people.record(
+                session.twin_id,
+                session.guest_id,
+                session_id=session.session_id,
+                question=question,
+                deferred=answer.deferred,
+            )
 
 
 SPEC = ServiceSpec(name="reasoning", settings=ReasoningSettings, create=ReasoningService)

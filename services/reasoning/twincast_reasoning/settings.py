@@ -1,6 +1,9 @@
 from __future__ import annotations
 
-from pydantic import Field
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
 
 from twincast_shared.settings import ServiceSettings
 
@@ -11,3 +14,16 @@ class ReasoningSettings(ServiceSettings):
         default=0.5, gt=0, le=1, description="share of the question's key terms a passage must hold"
     )
     reasoning_max_sentences: int = Field(default=2, ge=1, le=8)
+    reasoning_composer: Literal["extractive", "openai", "llama"] = "extractive"
+    reasoning_openai_base_url: str | None = Field(
+        default=None, description="an OpenAI-compatible endpoint, e.g. http://127.0.0.1:11434/v1"
+    )
+    reasoning_openai_model: str = "llama3.2"
+    reasoning_openai_api_key: SecretStr | None = None
+    reasoning_llama_model_path: Path | None = None
+
+    @model_validator(mode="after")
+    def _composer_needs(self) -> ReasoningSettings:
+        if self.reasoning_composer == "openai" and not self.reasoning_openai_base_url:
+            raise ValueError("the openai composer needs TWINCAST_REASONING_OPENAI_BASE_URL")
+        return self
