@@ -10,7 +10,6 @@ from typing import Any, Final, TypeVar
 import nats
 from faststream.message import StreamMessage
 from faststream.nats import NatsBroker
-from faststream.nats.annotations import NatsMessage
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
 from nats.js.api import StorageType, StreamConfig
 from nats.js.errors import NotFoundError
@@ -73,8 +72,11 @@ async def ensure_streams(nats_url: str, streams: tuple[s.Stream, ...] = s.STREAM
         await nc.close()
 
 
-async def _raw_body(msg: StreamMessage[Any]) -> bytes:
-    return msg.body
+async def _raw(msg: StreamMessage[Any]) -> tuple[str, bytes, dict[str, str]]:
+    # Handlers get subject, bytes and headers from here rather than asking for the message
+    # object: FastStream resolves a `NatsMessage` parameter on a worker thread, per message
+    # (measured: ~100 us of the ~375 us a hop costs the receiver).
+    return msg.raw_message.subject, msg.body, msg.headers or {}
 
 
 def _describe(error: ValidationError) -> str:
@@ -144,8 +146,7 @@ class Bus:
         """
         adapter: TypeAdapter[E] = model if isinstance(model, TypeAdapter) else TypeAdapter(model)
 
-        async def consume(body: bytes, message: NatsMessage) -> None:
-            subject = message.raw_message.subject
+        async def consume(subject: str, body: bytes, headers: dict[str, str]) -> None:
             key = family.key_of(subject)
             if accept is not None and key is not None and not await accept(key):
                 return
@@ -168,7 +169,7 @@ class Bus:
             await self._run(handler(event), subject=subject, body=body, session_id=key)
 
         self.broker.subscriber(
-            family.all, queue=queue if queue is not None else self.service, decoder=_raw_body
+            family.all, queue=queue if queue is not None else self.service, decoder=_raw
         )(consume)
 
     def on_audio(
@@ -182,10 +183,8 @@ class Bus:
     ) -> None:
         """Consume PCM chunks; `accept` (checked before decoding) skips sessions owned elsewhere."""
 
-        async def consume(body: bytes, message: NatsMessage) -> None:
-            subject = message.raw_message.subject
+        async def consume(subject: str, body: bytes, headers: dict[str, str]) -> None:
             session = family.key_of(subject)
-            headers = message.headers or {}
             if session is None:
                 await self.reject(subject=subject, reason="no session in subject", body=body)
                 return
@@ -211,7 +210,7 @@ class Bus:
             )
 
         self.broker.subscriber(
-            family.all, queue=queue if queue is not None else self.service, decoder=_raw_body
+            family.all, queue=queue if queue is not None else self.service, decoder=_raw
         )(consume)
 
     async def _run(
