@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from twincast.runtime import EXAMPLES, free_port, nats_server_bin, valkey_server_bin
 from twincast.services import SERVICES, spec
+from twincast_reasoning.embeddings import Embedder
 from twincast_reasoning.twins import TwinRepository
 from twincast_shared.bus import Bus, make_broker
 from twincast_shared.service import RunningService, serve
@@ -86,7 +87,7 @@ def settings(nats_url: str, redis_url: str) -> CommonSettings:
 @pytest.fixture(scope="session")
 async def store(redis_url: str) -> AsyncIterator[StateStore]:
     store = StateStore.from_url(redis_url)
-    await TwinRepository(store).create_from_dir(EXAMPLES / "juniper")
+    await TwinRepository(store).create_from_dir(EXAMPLES / "juniper", embedder=Embedder())
     yield store
     await store.close()
 

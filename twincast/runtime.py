@@ -215,6 +215,7 @@ class Stack:
     def _seed_twin(self, redis_url: str) -> None:
         import asyncio
 
+        from twincast_reasoning.embeddings import Embedder
         from twincast_reasoning.twins import TwinRepository
         from twincast_shared.store import StateStore
         from twincast_shared.twins import get_profile
@@ -228,7 +229,7 @@ class Stack:
                 if not twin_dir.is_dir():
                     self._say(f"twin {self._twin!r} is not in the store; create it first")
                     return
-                report = await TwinRepository(store).create_from_dir(twin_dir)
+                report = await TwinRepository(store).create_from_dir(twin_dir, embedder=Embedder())
                 self._say(
                     f"loaded sample twin {report.twin_id!r}: "
                     f"{report.sources} sources, {report.passages} passages"

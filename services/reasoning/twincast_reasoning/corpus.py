@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -51,11 +52,15 @@ def load_profile(twin_dir: Path) -> TwinProfile:
         raise CorpusError(f"{path}: {error.error_count()} invalid field(s)") from None
 
 
-def parse_markdown(source_id: str, text: str) -> list[Passage]:
-    """Front matter (`key: value` lines) then paragraphs; `# Heading` lines name sections."""
+def split_front_matter(
+    source_id: str, text: str, *, required: bool = True
+) -> tuple[dict[str, str], str]:
+    """The `---`-fenced `key: value` lines (keys lower-cased) and the text after them."""
     match = _FRONT.match(text)
     if match is None:
-        raise CorpusError(f"{source_id}: no front matter (--- title/date/origin/scope ---)")
+        if required:
+            raise CorpusError(f"{source_id}: no front matter (--- title/date/origin/scope ---)")
+        return {}, text
     meta: dict[str, str] = {}
     for line in match.group(1).splitlines():
         if not line.strip():
@@ -64,13 +69,19 @@ def parse_markdown(source_id: str, text: str) -> list[Passage]:
         if not sep:
             raise CorpusError(f"{source_id}: front matter line without ':': {line[:40]!r}")
         meta[name.strip().lower()] = value.strip()
-    scope = meta.get("scope", "private")
-    if scope not in ("public", "colleagues", "private"):
+    return meta, text[match.end() :]
+
+
+def check_scope(source_id: str, value: str) -> Scope:
+    if value not in ("public", "colleagues", "private"):
         raise CorpusError(f"{source_id}: scope must be public, colleagues or private")
-    title = meta.get("title") or Path(source_id).stem.replace("-", " ")
-    passages: list[Passage] = []
+    return value  # type: ignore[return-value]
+
+
+def markdown_blocks(body: str) -> Iterator[tuple[str | None, str]]:
+    """(section, block) for each blank-line-separated block; `# Heading` lines name sections."""
     section: str | None = None
-    for block in re.split(r"\n\s*\n", text[match.end() :]):
+    for block in re.split(r"\n\s*\n", body):
         block = block.strip()
         if not block:
             continue
@@ -80,13 +91,23 @@ def parse_markdown(source_id: str, text: str) -> list[Passage]:
             block = rest.strip()
             if not block:
                 continue
+        yield section, block
+
+
+def parse_markdown(source_id: str, text: str) -> list[Passage]:
+    """Front matter (`key: value` lines) then paragraphs; `# Heading` lines name sections."""
+    meta, body = split_front_matter(source_id, text)
+    scope = check_scope(source_id, meta.get("scope", "private"))
+    title = meta.get("title") or Path(source_id).stem.replace("-", " ")
+    passages: list[Passage] = []
+    for section, block in markdown_blocks(body):
         passages.append(
             Passage(
                 source_id=source_id,
                 title=title,
                 date=meta.get("date"),
                 origin=meta.get("origin"),
-                scope=scope,  # type: ignore[arg-type]
+                scope=scope,
                 section=section,
                 paragraph=len(passages) + 1,
                 text=" ".join(block.split()),

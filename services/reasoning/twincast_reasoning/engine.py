@@ -172,8 +172,11 @@ class ExtractiveComposer:
         opening = tuple(sentences(profile.greeting)) if first_turn else ()
         if first_turn and guest_name:
             opening = (f"Hello again, {guest_name}.", *opening)
-        best = hits[0] if hits else None
-        if best is None or best.coverage < self.min_coverage:
+        # Among the top few, the passage that holds most of the question's words; rank fusion
+        # may put a passage first that matches the meaning better than the words.
+        supported = [h for h in hits[:3] if h.coverage >= self.min_coverage]
+        best = max(supported, key=lambda h: h.coverage) if supported else None
+        if best is None:
             name = profile.owner_first_name
             deferral = (
                 f"I don't have anything from {name} on that.",

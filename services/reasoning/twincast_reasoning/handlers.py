@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from uuid import uuid4
 
@@ -14,7 +15,9 @@ from twincast_reasoning.composers import (
     LocalLlama,
     OpenAICompatible,
 )
-from twincast_reasoning.engine import Answer, ExtractiveComposer, KeywordIndex
+from twincast_reasoning.embeddings import Embedder
+from twincast_reasoning.engine import Answer, ExtractiveComposer
+from twincast_reasoning.index import HybridIndex, TwinIndexCache
 from twincast_reasoning.memory import (
     ConversationMemory,
     Inbox,
@@ -51,13 +54,16 @@ class ReasoningService(BaseService):
         )
         self._http: aiohttp.ClientSession | None = None
         self._composer: Composer = Extractive(self._extractive)
-        self._indexes: dict[str, tuple[int, TwinProfile, KeywordIndex]] = {}
+        self._indexes = TwinIndexCache(self._twins)
+        self._embedder: Embedder | None = None
         self._tracer = ctx.tracer_provider.get_tracer("twincast.reasoning")
         ctx.bus.on_event(s.STT_FINAL, UtteranceTranscribed, self.on_transcript)
         ctx.bus.on_event(s.TEXT_IN, GuestTextSubmitted, self.on_text)
 
     async def start(self) -> None:
         settings = self._ctx.settings
+        self._embedder = await asyncio.to_thread(Embedder)
+        await asyncio.to_thread(self._embedder.embed_one, "warm up")
         if settings.reasoning_composer == "openai":
             assert settings.reasoning_openai_base_url is not None
             self._http = aiohttp.ClientSession()
@@ -93,20 +99,11 @@ class ReasoningService(BaseService):
             # A session nobody opened hears only what the public may hear.
             return SessionInfo(session_id=session_id, twin_id=self._ctx.settings.twin)
 
-    async def _index(self, twin_id: str) -> tuple[TwinProfile, KeywordIndex]:
-        version = await self._twins.version(twin_id)
-        cached = self._indexes.get(twin_id)
-        if cached is not None and cached[0] == version:
-            return cached[1], cached[2]
-        profile = await self._twins.profile(twin_id)
-        if profile is None:
+    async def _index(self, twin_id: str) -> tuple[TwinProfile, HybridIndex]:
+        index = await self._indexes.get(twin_id)
+        if index.profile is None:
             raise UnknownTwin(twin_id)
-        index = KeywordIndex(
-            await self._twins.passages(twin_id),
-            ignore=(profile.display_name, profile.owner_first_name),
-        )
-        self._indexes[twin_id] = (version, profile, index)
-        return profile, index
+        return index.profile, index
 
     async def answer(self, session_id: str, question: str, *, in_reply_to: str) -> None:
         with self._tracer.start_as_current_span("reasoning.answer") as span:
@@ -116,7 +113,9 @@ class ReasoningService(BaseService):
             turn = await next_turn(self._ctx.store, session_id)
             history = await self._conversation.recent(session_id)
             query = expand_followup(question, history)
-            hits = index.search(query, scope=session.scope)
+            assert self._embedder is not None
+            vector = await asyncio.to_thread(self._embedder.embed_one, query)
+            hits = index.search(query, vector, scope=session.scope)
             guest_name = await self._returning_guest(session, first_turn=turn == 1)
             answer = await self._composer.compose(
                 ComposeRequest(

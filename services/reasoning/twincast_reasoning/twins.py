@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from twincast_reasoning.corpus import Passage, SkippedFile, load_corpus, load_profile
-from twincast_reasoning.embeddings import DIM
+from twincast_reasoning.embeddings import DIM, Embedder
 from twincast_shared.contract.events import Scope
 from twincast_shared.store import StateStore, key
 from twincast_shared.twins import TwinProfile, get_profile
@@ -114,9 +114,11 @@ class TwinRepository:
             out.extend(await self.source_passages(twin_id, source_id))
         return out
 
-    async def create_from_dir(self, twin_dir: Path) -> IngestReport:
-        """The simple path for the sample twin: profile and Markdown corpus, no vectors needed
-        by the keyword retriever (vectors are zero until the ingest pipeline fills them)."""
+    async def create_from_dir(
+        self, twin_dir: Path, *, embedder: Embedder | None = None
+    ) -> IngestReport:
+        """The simple path for the sample twin: profile and Markdown corpus; without an
+        embedder the vectors are zero and retrieval falls back to keywords."""
         profile = load_profile(twin_dir)
         passages, skipped = load_corpus(twin_dir / "corpus")
         await self.put_profile(profile)
@@ -139,7 +141,9 @@ class TwinRepository:
                     passages=len(items),
                 ),
                 items,
-                np.zeros((len(items), DIM), dtype=np.float32),
+                embedder.embed([p.text for p in items])
+                if embedder is not None
+                else np.zeros((len(items), DIM), dtype=np.float32),
             )
         return IngestReport(
             twin_id=profile.id,
