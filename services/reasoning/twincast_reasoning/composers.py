@@ -56,7 +56,9 @@ class Extractive:
         self.inner = inner
 
     async def compose(self, request: ComposeRequest) -> Answer:
-        return self.inner.compose(
+        # Ranking sentences may embed a few new ones: keep that off the event loop.
+        return await asyncio.to_thread(
+            self.inner.compose,
             profile=request.profile,
             question=request.topic,
             hits=request.hits,
@@ -96,7 +98,7 @@ class Generative:
         )
         if grounded.deferred:
             return grounded
-        used = [h for h in request.hits if h.coverage >= self._extractive.min_coverage][:3]
+        used = [h for h in request.hits[:3] if self._extractive.supports(h)]
         texts = [h.passage.text for h in used]
         system = SYSTEM_PROMPT.format(
             name=request.profile.display_name,

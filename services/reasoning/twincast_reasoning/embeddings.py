@@ -7,6 +7,7 @@ same model) is kept next to this module as project data.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
@@ -70,3 +71,28 @@ class Embedder:
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         vectors: np.ndarray = (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
         return vectors
+
+
+class SentenceSimilarity:
+    """Cosine similarity of a question to candidate sentences, remembering vectors it made."""
+
+    def __init__(self, embedder: Embedder, *, cache_size: int = 20_000) -> None:
+        self._embedder = embedder
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._size = cache_size
+
+    def _vectors(self, texts: Sequence[str]) -> np.ndarray:
+        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        for text, vector in zip(missing, self._embedder.embed(missing), strict=True):
+            self._cache[text] = vector
+        for text in texts:
+            self._cache.move_to_end(text)
+        while len(self._cache) > self._size:
+            self._cache.popitem(last=False)
+        return np.stack([self._cache[t] for t in texts])
+
+    def __call__(self, question: str, sentences: Sequence[str]) -> list[float]:
+        if not sentences:
+            return []
+        vectors = self._vectors([question, *sentences])
+        return [float(v) for v in vectors[1:] @ vectors[0]]

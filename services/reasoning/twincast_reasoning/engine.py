@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from twincast_reasoning.corpus import Passage
@@ -153,12 +153,36 @@ def cite(passage: Passage) -> Citation:
     )
 
 
-class ExtractiveComposer:
-    """Answers only with the owner's own sentences; defers when retrieval finds no support."""
+SentenceScorer = Callable[[str, Sequence[str]], Sequence[float]]
 
-    def __init__(self, *, min_coverage: float = 0.5, max_sentences: int = 2) -> None:
+
+class ExtractiveComposer:
+    """Answers only with the owner's own sentences; defers when retrieval finds no support.
+
+    A passage supports an answer when it holds `min_coverage` of the question's key words,
+    or, with vectors, means nearly the same (`min_similarity`) while holding some of them.
+    `scorer` (question, sentences) → relevance picks the sentences to say; without it, word
+    overlap does.
+    """
+
+    def __init__(
+        self,
+        *,
+        min_coverage: float = 0.5,
+        max_sentences: int = 3,
+        min_similarity: float = 0.6,
+        scorer: SentenceScorer | None = None,
+    ) -> None:
         self.min_coverage = min_coverage
         self._max_sentences = max_sentences
+        self._min_similarity = min_similarity
+        self._scorer = scorer
+
+    def supports(self, hit: Hit) -> bool:
+        if hit.coverage >= self.min_coverage:
+            return True
+        similarity = getattr(hit, "vector_score", 0.0)
+        return similarity >= self._min_similarity and hit.coverage >= 0.6 * self.min_coverage
 
     def compose(
         self,
@@ -174,7 +198,7 @@ class ExtractiveComposer:
             opening = (f"Hello again, {guest_name}.", *opening)
         # Among the top few, the passage that holds most of the question's words; rank fusion
         # may put a passage first that matches the meaning better than the words.
-        supported = [h for h in hits[:3] if h.coverage >= self.min_coverage]
+        supported = [h for h in hits[:3] if self.supports(h)]
         best = max(supported, key=lambda h: h.coverage) if supported else None
         if best is None:
             name = profile.owner_first_name
@@ -189,12 +213,15 @@ class ExtractiveComposer:
                 retrieved=tuple(hits),
                 body=deferral,
             )
-        q = set(terms(question))
         candidates = sentences(best.passage.text)
-        ranked = sorted(
-            range(len(candidates)),
-            key=lambda i: (-len(q & set(terms(candidates[i]))), i),
+        q = set(terms(question))
+        overlap = [len(q & set(terms(c))) / max(1, len(q)) for c in candidates]
+        relevance = (
+            [s + 0.5 * o for s, o in zip(self._scorer(question, candidates), overlap, strict=True)]
+            if self._scorer is not None
+            else overlap
         )
+        ranked = sorted(range(len(candidates)), key=lambda i: (-relevance[i], i))
         body = tuple(candidates[i] for i in sorted(ranked[: self._max_sentences]))
         return Answer(
             sentences=(*opening, *body),

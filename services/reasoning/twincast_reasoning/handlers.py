@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from uuid import uuid4
 
 import aiohttp
@@ -15,7 +16,7 @@ from twincast_reasoning.composers import (
     LocalLlama,
     OpenAICompatible,
 )
-from twincast_reasoning.embeddings import Embedder
+from twincast_reasoning.embeddings import Embedder, SentenceSimilarity
 from twincast_reasoning.engine import Answer, ExtractiveComposer
 from twincast_reasoning.index import HybridIndex, TwinIndexCache
 from twincast_reasoning.memory import (
@@ -51,11 +52,14 @@ class ReasoningService(BaseService):
         self._extractive = ExtractiveComposer(
             min_coverage=settings.reasoning_min_coverage,
             max_sentences=settings.reasoning_max_sentences,
+            min_similarity=settings.reasoning_min_similarity,
+            scorer=self._similarity,
         )
         self._http: aiohttp.ClientSession | None = None
         self._composer: Composer = Extractive(self._extractive)
         self._indexes = TwinIndexCache(self._twins)
         self._embedder: Embedder | None = None
+        self._sentences: SentenceSimilarity | None = None
         self._tracer = ctx.tracer_provider.get_tracer("twincast.reasoning")
         ctx.bus.on_event(s.STT_FINAL, UtteranceTranscribed, self.on_transcript)
         ctx.bus.on_event(s.TEXT_IN, GuestTextSubmitted, self.on_text)
@@ -64,6 +68,7 @@ class ReasoningService(BaseService):
         settings = self._ctx.settings
         self._embedder = await asyncio.to_thread(Embedder)
         await asyncio.to_thread(self._embedder.embed_one, "warm up")
+        self._sentences = SentenceSimilarity(self._embedder)
         if settings.reasoning_composer == "openai":
             assert settings.reasoning_openai_base_url is not None
             self._http = aiohttp.ClientSession()
@@ -79,6 +84,11 @@ class ReasoningService(BaseService):
             self._composer = LocalLlama(
                 self._extractive, model_path=settings.reasoning_llama_model_path
             )
+
+    def _similarity(self, question: str, sentences: Sequence[str]) -> Sequence[float]:
+        if self._sentences is None:
+            return [0.0] * len(sentences)
+        return self._sentences(question, sentences)
 
     async def close(self) -> None:
         self._indexes.clear()

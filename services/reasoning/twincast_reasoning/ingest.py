@@ -1,12 +1,14 @@
 """Incremental ingest: keep a twin's index in the store in step with its owner's corpus folder.
 
 Source ids are paths relative to the corpus root (posix); a posts export adds `#<post id>`.
-A file is unchanged when every source it gave has the same `sha256`: the file's bytes, or,
-when a `sources.toml` rule applies to it, the bytes followed by that rule (so editing the
-manifest re-indexes exactly the files it covers). Unchanged files are not read further;
-changed and new ones are parsed and embedded (text already embedded for the same source is
-not embedded again); sources whose files are gone from the scanned part are removed.
-Logs carry paths and counts, never the owner's text.
+A file is unchanged when every source it gave has the same `sha256`, a fingerprint of
+INGEST_FORMAT, the file's bytes and the `sources.toml` rule that applies to it: editing the
+manifest re-indexes exactly the files it covers, moving INGEST_FORMAT (after a change to
+parsing or chunking) re-indexes everything once, and sources written by other means (such as
+`TwinRepository.create_from_dir`, with zero vectors) are re-indexed on the first run.
+Unchanged files are not parsed; changed and new ones are parsed and embedded (a passage whose
+text the source already had keeps its vector); sources whose files are gone from the scanned
+part of the corpus are removed. Logs carry paths and counts, never the owner's text.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ Progress = Callable[[int, int, str], None]
 """Called after each file: (files done, files in this run, the file's path)."""
 
 IGNORED_AT_ROOT = frozenset({MANIFEST, "twin.toml"})
+INGEST_FORMAT = b"twincast-ingest/1"
 POST_MARK = "#"
 
 
@@ -83,7 +86,8 @@ def file_of(source_id: str) -> str:
 
 
 def fingerprint(data: bytes, rule: ManifestRule | None) -> str:
-    digest = hashlib.sha256(data)
+    digest = hashlib.sha256(INGEST_FORMAT + b"\0")
+    digest.update(data)
     if rule is not None:
         digest.update(b"\0sources.toml\0")
         digest.update(json.dumps([rule.pattern, rule.explicit]).encode())

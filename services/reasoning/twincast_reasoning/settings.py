@@ -13,7 +13,10 @@ class ReasoningSettings(ServiceSettings):
     reasoning_min_coverage: float = Field(
         default=0.5, gt=0, le=1, description="share of the question's key terms a passage must hold"
     )
-    reasoning_max_sentences: int = Field(default=2, ge=1, le=8)
+    reasoning_max_sentences: int = Field(default=3, ge=1, le=8)
+    reasoning_min_similarity: float = Field(
+        default=0.6, gt=0, le=1, description="or this cosine similarity with some of the key terms"
+    )
     reasoning_composer: Literal["extractive", "openai", "llama"] = "extractive"
     reasoning_openai_base_url: str | None = Field(
         default=None, description="an OpenAI-compatible endpoint, e.g. http://127.0.0.1:11434/v1"

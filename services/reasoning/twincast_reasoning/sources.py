@@ -114,7 +114,8 @@ class ManifestRule:
 
 def glob_regex(pattern: str) -> re.Pattern[str]:
     """`*` and `?` stay inside one folder, `**` spans folders; a folder matches what is under it."""
-    pattern = pattern.strip().lstrip("./").rstrip("/") if pattern.strip() != "." else ""
+    pattern = pattern.strip().removeprefix("./").rstrip("/")
+    pattern = "" if pattern == "." else pattern
     out = []
     i = 0
     while i < len(pattern):
@@ -565,7 +566,8 @@ class _HtmlText(HTMLParser):
             self._flush()
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.handle_starttag(tag, attrs)
+        if tag not in _HTML_SKIP:
+            self.handle_starttag(tag, attrs)
 
     def handle_endtag(self, tag: str) -> None:
         if tag in _HTML_SKIP:
@@ -663,7 +665,6 @@ def pdf_paragraphs(page_text: str) -> list[str]:
 
 def parse_pdf_source(rel: str, data: bytes, defaults: SourceMeta) -> ParsedSource:
     import pypdf
-    from pypdf.errors import PyPdfError
 
     try:
         reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
@@ -672,7 +673,7 @@ def parse_pdf_source(rel: str, data: bytes, defaults: SourceMeta) -> ParsedSourc
         pages = list(reader.pages)
     except SourceError:
         raise
-    except (PyPdfError, Exception) as error:
+    except Exception as error:  # pypdf raises many kinds on damaged files
         raise SourceError("corrupt", f"not a readable PDF ({type(error).__name__})") from None
     title: str | None = None
     try:
