@@ -69,3 +69,36 @@ async def test_ask_needs_a_question(stack: Stack) -> None:
     code, _, stderr = await _twincast("ask")
     assert code == 2
     assert "give either a QUESTION or --audio" in stderr
+
+
+async def test_twin_ask_and_people(stack: Stack) -> None:
+    guest = "cli-guest-1"
+    code, stdout, stderr = await _twincast(
+        "twin",
+        "ask",
+        "juniper",
+        "Hi, my name is Ada. What should I plant on my balcony?",
+        "--guest",
+        guest,
+        "--json",
+        "--nats-url",
+        stack.settings.nats_url,
+        "--redis-url",
+        stack.settings.redis_url,
+    )
+    assert code == 0, stderr
+    result = json.loads(stdout)
+    assert {"reply", "citations", "deferred"} <= result.keys()
+    assert not result["deferred"]
+    assert result["citations"][0]["source_id"] == "balcony-planting-for-pollinators.md"
+    await asyncio.sleep(0.5)  # memory is written just after the reply goes out
+    code, stdout, stderr = await _twincast(
+        "twin", "people", "juniper", "--json", "--redis-url", stack.settings.redis_url
+    )
+    assert code == 0, stderr
+    people = {p["guest_id"]: p for p in json.loads(stdout)}
+    assert people[guest]["name"] == "Ada"
+    code, stdout, _ = await _twincast(
+        "twin", "people", "juniper", "--delete", guest, "--redis-url", stack.settings.redis_url
+    )
+    assert json.loads(stdout) == {"deleted": True}

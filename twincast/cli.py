@@ -15,6 +15,8 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
+from twincast.cli_brain import ask_twin, people
+from twincast.cli_twin import twin
 from twincast.runtime import Stack, StackError, read_run_file
 from twincast.services import SERVICES
 from twincast_shared.settings import CommonSettings
@@ -232,3 +234,22 @@ def bench_stt(runs: int, as_json: bool) -> None:
     from bench.stt import run_stt_bench
 
     click.echo(json.dumps(run_stt_bench(runs=runs), indent=None if as_json else 2))
+
+
+@bench.command("twin")
+@click.option("--runs", type=int, default=3, show_default=True, help="passes over the question set")
+@click.option(
+    "--chunks", type=int, default=100_000, show_default=True, help="retrieval corpus size"
+)
+@click.option("--json", "as_json", is_flag=True, help="JSON only (the default output is JSON too)")
+def bench_twin(runs: int, chunks: int, as_json: bool) -> None:
+    """The sample twin's question set through reasoning, and retrieval over 100k chunks."""
+    from bench.twin import run_twin_bench
+
+    result = run_twin_bench(runs=runs, retrieval_chunks=chunks)
+    click.echo(json.dumps(result, indent=None if as_json else 2))
+
+
+twin.add_command(ask_twin)
+twin.add_command(people)
+main.add_command(twin)

@@ -94,12 +94,20 @@ def _ordinal_sentence(question: str, previous: Turn) -> str | None:
     return None
 
 
+def without_introductions(question: str) -> str:
+    """The question minus greetings and self-introductions ("Hi, I'm Ada."), which carry no
+    topic and would dilute retrieval; unchanged if nothing else is left."""
+    kept = [s for s in sentences(question) if name_in(s) is None and terms(s) != ["hi"]]
+    return " ".join(kept) or question
+
+
 def expand_followup(question: str, history: list[Turn]) -> str:
     """The retrieval query for a question that leans on what was just said.
 
     A follow-up ("and what about the second one?") borrows the words of the sentence it
     points at, or else of the previous question, so retrieval finds the same topic.
     """
+    question = without_introductions(question)
     if not history or not looks_like_followup(question):
         return question
     previous = history[-1]
