@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import tempfile
 import time
 import wave
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from uuid import uuid4
 import numpy as np
 
 from twincast.client import stream_speech
-from twincast.runtime import Stack
+from twincast.runtime import private_stack
 from twincast.wer import wer
 from twincast_shared.bus import Bus, make_broker
 from twincast_shared.contract import SpeechEnded, SpeechStarted, TurnEvent, UtteranceTranscribed
@@ -140,21 +139,8 @@ async def _measure(settings: CommonSettings, runs: int) -> dict[str, Any]:
 
 
 def run_stt_bench(*, runs: int = 5) -> dict[str, Any]:
-    with (
-        tempfile.TemporaryDirectory(prefix="twincast-bench-stt-") as tmp,
-        Stack(
-            state_dir=Path(tmp),
-            services=("stt",),
-            nats_port=0,
-            redis_port=0,
-            health_ports={},
-            twin="bench",
-            log_to=io.StringIO(),
-        ) as stack,
-    ):
-        if stack.urls is None:
-            raise RuntimeError("stack did not start")
-        settings = CommonSettings(nats_url=stack.urls.nats, redis_url=stack.urls.redis)
+    with private_stack(("stt",), twin="bench", log_to=io.StringIO()) as urls:
+        settings = CommonSettings(nats_url=urls.nats, redis_url=urls.redis)
         measured = asyncio.run(_measure(settings, runs))
     rows = measured["rows"]
     engine = SttEngine()

@@ -10,15 +10,13 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from twincast.client import ask
-from twincast.runtime import EXAMPLES, Stack
+from twincast.runtime import EXAMPLES, private_stack
 from twincast_shared.settings import CommonSettings
 
 QUESTIONS = EXAMPLES / "juniper" / "questions.json"
@@ -52,20 +50,8 @@ async def _ask_all(settings: CommonSettings, runs: int) -> list[dict[str, Any]]:
 
 
 def run_twin_bench(*, runs: int = 3, retrieval_chunks: int = 100_000) -> dict[str, Any]:
-    with (
-        tempfile.TemporaryDirectory(prefix="twincast-bench-twin-") as tmp,
-        Stack(
-            state_dir=Path(tmp),
-            services=("reasoning",),
-            nats_port=0,
-            redis_port=0,
-            health_ports={},
-            log_to=io.StringIO(),
-        ) as stack,
-    ):
-        if stack.urls is None:
-            raise RuntimeError("stack did not start")
-        settings = CommonSettings(nats_url=stack.urls.nats, redis_url=stack.urls.redis)
+    with private_stack(("reasoning",), log_to=io.StringIO()) as urls:
+        settings = CommonSettings(nats_url=urls.nats, redis_url=urls.redis)
         rows = asyncio.run(_ask_all(settings, runs))
     answers = [r for r in rows if r["expect"] == "answer"]
     defers = [r for r in rows if r["expect"] == "defer"]

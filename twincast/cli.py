@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from twincast.cli_brain import ask_twin, people
 from twincast.cli_twin import twin
-from twincast.runtime import Stack, StackError, read_run_file
+from twincast.runtime import Stack, StackError, private_stack, read_run_file
 from twincast.services import SERVICES
 from twincast_shared.settings import CommonSettings
 
@@ -158,19 +158,9 @@ def ask(
     try:
         if running is None and not (nats_url or redis_url):
             click.echo("no running twin found; starting one for this question …", err=True)
-            with (
-                tempfile.TemporaryDirectory(prefix="twincast-") as tmp,
-                Stack(
-                    state_dir=Path(tmp),
-                    services=("stt", "reasoning", "tts") if audio else ("reasoning", "tts"),
-                    nats_port=0,
-                    redis_port=0,
-                    health_ports={},
-                    twin=settings.twin,
-                ) as stack,
-            ):
-                assert stack.urls is not None
-                settings = _settings(nats_url=stack.urls.nats, redis_url=stack.urls.redis)
+            needed = ("stt", "reasoning", "tts") if audio else ("reasoning", "tts")
+            with private_stack(needed, twin=settings.twin) as urls:
+                settings = _settings(nats_url=urls.nats, redis_url=urls.redis)
                 result = turn()
         else:
             result = turn()

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import click
 
-from twincast.runtime import Stack, StackError, read_run_file
+from twincast.runtime import StackError, private_stack, read_run_file
 from twincast_shared.settings import CommonSettings
 
 
@@ -64,19 +63,8 @@ def ask_twin(
         elif nats_url or redis_url:
             result = turn(settings)
         else:
-            with (
-                tempfile.TemporaryDirectory(prefix="twincast-") as tmp,
-                Stack(
-                    state_dir=Path(tmp),
-                    services=("reasoning",),
-                    nats_port=0,
-                    redis_port=0,
-                    health_ports={},
-                    twin=name,
-                ) as stack,
-            ):
-                assert stack.urls is not None
-                result = turn(_settings(nats_url=stack.urls.nats, redis_url=stack.urls.redis))
+            with private_stack(("reasoning",), twin=name) as urls:
+                result = turn(_settings(nats_url=urls.nats, redis_url=urls.redis))
     except (TurnFailed, StackError) as error:
         raise click.ClickException(str(error)) from None
     citations = [c.model_dump() for c in result.citations]

@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -305,3 +306,25 @@ def read_run_file(state_dir: Path) -> StackUrls | None:
     except (OSError, ValueError, TypeError):
         return None
     return urls
+
+
+@contextlib.contextmanager
+def private_stack(
+    services: Sequence[str], *, twin: str = "juniper", log_to: IO[str] | None = None
+) -> Iterator[StackUrls]:
+    """A throwaway stack on free ports in a temporary folder: for one command or benchmark."""
+    with (
+        tempfile.TemporaryDirectory(prefix="twincast-") as tmp,
+        Stack(
+            state_dir=Path(tmp),
+            services=services,
+            nats_port=0,
+            redis_port=0,
+            health_ports={},
+            twin=twin,
+            log_to=log_to,
+        ) as stack,
+    ):
+        if stack.urls is None:
+            raise StackError("the stack did not start")
+        yield stack.urls
