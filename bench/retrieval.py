@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import tempfile
@@ -33,7 +32,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from twincast.runtime import EXAMPLES, free_port, valkey_server_bin
+from twincast.runtime import EXAMPLES, free_port, terminate, valkey_server_bin
 from twincast_reasoning.corpus import Passage, load_corpus, load_profile
 from twincast_reasoning.embeddings import DIM, Embedder
 from twincast_reasoning.engine import SCOPES_HEARD
@@ -85,12 +84,7 @@ def _valkey(data: Path) -> Iterator[str]:
                 time.sleep(0.01)
         yield f"redis://127.0.0.1:{port}/0"
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminate(process)
 
 
 class _Writer:

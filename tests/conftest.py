@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import signal
 import socket
 import subprocess
 import time
@@ -20,7 +19,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from twincast.runtime import EXAMPLES, free_port, nats_server_bin, valkey_server_bin
+from twincast.runtime import EXAMPLES, free_port, nats_server_bin, terminate, valkey_server_bin
 from twincast.services import SERVICES, spec
 from twincast_reasoning.embeddings import Embedder
 from twincast_reasoning.twins import TwinRepository
@@ -52,12 +51,7 @@ def _server(argv: list[str], port: int) -> Iterator[None]:
         _wait_port(port, process)
         yield
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminate(process)
 
 
 @pytest.fixture(scope="session")

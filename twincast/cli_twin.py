@@ -13,7 +13,6 @@ import contextlib
 import fcntl
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from twincast.runtime import (
     _die_with_parent,
     free_port,
     read_run_file,
+    terminate,
     valkey_server_bin,
 )
 from twincast_shared.settings import CommonSettings
@@ -92,13 +92,7 @@ def _serve_valkey(state_dir: Path, data: Path) -> Iterator[str]:
             time.sleep(0.02)
         yield f"redis://127.0.0.1:{port}/0"
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        terminate(process, timeout_s=30)
 
 
 @contextlib.contextmanager

@@ -328,3 +328,15 @@ def private_stack(
         if stack.urls is None:
             raise StackError("the stack did not start")
         yield stack.urls
+
+
+def terminate(process: subprocess.Popen[bytes], *, timeout_s: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `timeout_s`."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
