@@ -36,7 +36,7 @@ from uuid import uuid4
 import numpy as np
 from faststream.message import StreamMessage
 
-from twincast.runtime import free_port, nats_server_bin
+from twincast.runtime import free_port, nats_server_bin, terminate
 from twincast_shared.bus import Bus, make_broker
 from twincast_shared.contract import ReplyChunk
 from twincast_shared.contract import subjects as s
@@ -260,7 +260,7 @@ def _nats_server(workdir: Path, cpus: set[int] | None) -> Iterator[str]:
         _wait_port(port, process, log)
         yield f"nats://127.0.0.1:{port}"
     finally:
-        _stop(process)
+        terminate(process)
 
 
 def _wait_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -273,16 +273,6 @@ def _wait_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
             return
         time.sleep(0.01)
     raise RuntimeError(f"nats-server did not open port {port} within 15 s")
-
-
-def _stop(process: subprocess.Popen[bytes], timeout_s: float = 10.0) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def _nats_version() -> str:
@@ -344,7 +334,7 @@ def run_bus_bench(
                 stderr=subprocess.STDOUT,
                 preexec_fn=_child_setup(plan[1] if plan else None),
             )
-        stack.callback(_stop, receiver)
+        stack.callback(terminate, receiver)
         if plan is not None:
             os.sched_setaffinity(0, plan[0])
             stack.callback(os.sched_setaffinity, 0, own_cpus)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -151,3 +153,18 @@ async def open_guest(store: StateStore) -> Callable[..., Awaitable[str]]:
         return session
 
     return open_one
+
+
+async def run_twincast(*args: str, timeout_s: float = 180) -> tuple[int, str, str]:
+    """The `twincast` command as a user runs it; returns exit code, stdout, stderr."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "twincast",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=timeout_s)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()

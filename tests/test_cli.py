@@ -4,30 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from pathlib import Path
 
-from tests.conftest import SPEECH, Stack
+from tests.conftest import SPEECH, Stack, run_twincast
 from twincast.wer import wer
-
-
-async def _twincast(*args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "twincast",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=120)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 async def test_ask_audio_json(stack: Stack, tmp_path: Path, speech_files: dict[str, str]) -> None:
     out = tmp_path / "answer.wav"
-    code, stdout, stderr = await _twincast(
+    code, stdout, stderr = await run_twincast(
         "ask",
         "--audio",
         str(SPEECH / "arctic_a0009.wav"),
@@ -52,7 +37,7 @@ async def test_ask_audio_json(stack: Stack, tmp_path: Path, speech_files: dict[s
 async def test_ask_rejects_a_non_wav_file_clearly(stack: Stack, tmp_path: Path) -> None:
     bogus = tmp_path / "question.wav"
     bogus.write_text("hello")
-    code, _, stderr = await _twincast(
+    code, _, stderr = await run_twincast(
         "ask",
         "--audio",
         str(bogus),
@@ -66,14 +51,14 @@ async def test_ask_rejects_a_non_wav_file_clearly(stack: Stack, tmp_path: Path) 
 
 
 async def test_ask_needs_a_question(stack: Stack) -> None:
-    code, _, stderr = await _twincast("ask")
+    code, _, stderr = await run_twincast("ask")
     assert code == 2
     assert "give either a QUESTION or --audio" in stderr
 
 
 async def test_twin_ask_and_people(stack: Stack) -> None:
     guest = "cli-guest-1"
-    code, stdout, stderr = await _twincast(
+    code, stdout, stderr = await run_twincast(
         "twin",
         "ask",
         "juniper",
@@ -92,13 +77,13 @@ async def test_twin_ask_and_people(stack: Stack) -> None:
     assert not result["deferred"]
     assert result["citations"][0]["source_id"] == "balcony-planting-for-pollinators.md"
     await asyncio.sleep(0.5)  # memory is written just after the reply goes out
-    code, stdout, stderr = await _twincast(
+    code, stdout, stderr = await run_twincast(
         "twin", "people", "juniper", "--json", "--redis-url", stack.settings.redis_url
     )
     assert code == 0, stderr
     people = {p["guest_id"]: p for p in json.loads(stdout)}
     assert people[guest]["name"] == "Ada"
-    code, stdout, _ = await _twincast(
+    code, stdout, _ = await run_twincast(
         "twin", "people", "juniper", "--delete", guest, "--redis-url", stack.settings.redis_url
     )
     assert json.loads(stdout) == {"deleted": True}

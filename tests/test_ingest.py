@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import shutil
-import sys
 from pathlib import Path
 from uuid import uuid4
 
@@ -16,6 +14,7 @@ import pytest
 from pypdf import PdfWriter
 from pypdf.generic import ContentStream, DecodedStreamObject, DictionaryObject, NameObject
 
+from tests.conftest import run_twincast
 from twincast.runtime import EXAMPLES
 from twincast_reasoning.corpus import CorpusError
 from twincast_reasoning.embeddings import Embedder
@@ -513,20 +512,6 @@ async def test_bad_files_are_reported_and_the_rest_ingest(
 # ---------------------------------------------------------------- the CLI
 
 
-async def twincast(*args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "twincast",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=180)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
-
-
 async def test_cli_twin_create_and_ingest(
     redis_url: str, store: StateStore, tmp_path: Path
 ) -> None:
@@ -538,7 +523,7 @@ async def test_cli_twin_create_and_ingest(
         "fictional = true\n"
         "greeting = \"Hi, I'm Juniper Hale's AI twin. I answer from her own words.\"\n"
     )
-    code, out, err = await twincast(
+    code, out, err = await run_twincast(
         "twin", "create", name, "--from", str(folder), "--redis-url", redis_url, "--json"
     )
     assert code == 0, err
@@ -552,7 +537,7 @@ async def test_cli_twin_create_and_ingest(
     assert profile is not None
     assert profile.display_name == "Juniper Hale"
 
-    code, _, err = await twincast(
+    code, _, err = await run_twincast(
         "twin", "create", name, "--from", str(folder), "--redis-url", redis_url
     )
     assert code != 0
@@ -561,7 +546,7 @@ async def test_cli_twin_create_and_ingest(
     (folder / "corpus" / "notes" / "diary.txt").unlink()
     html = folder / "corpus" / "essays" / "heat.html"
     html.write_text(html.read_text().replace("71 degrees", "73 degrees"))
-    code, out, err = await twincast("twin", "ingest", name, "--redis-url", redis_url, "--json")
+    code, out, err = await run_twincast("twin", "ingest", name, "--redis-url", redis_url, "--json")
     assert code == 0, err
     report = IngestResult.model_validate(
         {k: v for k, v in json.loads(out).items() if k in IngestResult.model_fields}
@@ -574,7 +559,7 @@ async def test_cli_twin_create_and_ingest(
     (folder / "corpus" / "talks" / "extra.srt").write_text(
         "1\n00:00:01,000 --> 00:00:03,000\nOne more thing about roofs.\n"
     )
-    code, out, err = await twincast(
+    code, out, err = await run_twincast(
         "twin", "ingest", name, str(folder / "corpus" / "talks"), "--redis-url", redis_url
     )
     assert code == 0, err
@@ -582,6 +567,6 @@ async def test_cli_twin_create_and_ingest(
     assert "1 added, 0 updated, 0 removed, 2 unchanged, 0 skipped" in out
     assert (await repo.sources(name))["talks/extra.srt"].scope == "public"
 
-    code, _, err = await twincast("twin", "ingest", twin_id(), "--redis-url", redis_url)
+    code, _, err = await run_twincast("twin", "ingest", twin_id(), "--redis-url", redis_url)
     assert code != 0
     assert "no twin" in err
