@@ -125,6 +125,33 @@ class VisemeTrack(Event):
     visemes: tuple[Viseme, ...]
 
 
+class HeadPose(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    yaw: Annotated[float, Field(ge=-45, le=45)] = 0.0
+    pitch: Annotated[float, Field(ge=-45, le=45)] = 0.0
+    roll: Annotated[float, Field(ge=-45, le=45)] = 0.0
+
+
+class AnimationFrame(Event):
+    """One video frame's worth of the avatar's face, for clients that animate their own model.
+
+    `t_ms` is on the session's media clock, the same clock that stamps its audio and video.
+    Angles are degrees; `blink` is eyelid closure; `energy` is the owner's state.
+    """
+
+    type: Literal["animation_frame"] = "animation_frame"
+    t_ms: Annotated[float, Field(ge=0)]
+    speaker: Literal["twin", "owner", "none"]
+    viseme: Annotated[str, Field(min_length=1, max_length=16)]
+    mouth_open: Share
+    expression: Annotated[str, Field(min_length=1, max_length=32)]
+    expression_weight: Share
+    blink: Share
+    head: HeadPose
+    energy: Share
+
+
 class Interrupt(Event):
     type: Literal["interrupt"] = "interrupt"
     reason: Annotated[str, Field(max_length=200)] = "barge-in"
@@ -190,6 +217,7 @@ AnyEvent: TypeAlias = (
     | MoodEstimated
     | ReplyChunk
     | VisemeTrack
+    | AnimationFrame
     | Interrupt
     | TakeOver
     | HandBack
@@ -216,6 +244,8 @@ def subject_for(event: AnyEvent) -> str:
             return s.REPLY.of(event.session_id)
         case VisemeTrack():
             return s.TTS_VISEMES.of(event.session_id)
+        case AnimationFrame():
+            return s.AVATAR.of(event.session_id)
         case OwnerSignal():
             return s.SIGNALS.of(event.twin_id)
         case Interrupt() | TakeOver() | HandBack() | Say() | SessionEnded():

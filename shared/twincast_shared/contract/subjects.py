@@ -49,6 +49,7 @@ MOOD: Final = Subject("mood")
 REPLY: Final = Subject("reply")
 TTS_AUDIO: Final = Subject("tts.audio")
 TTS_VISEMES: Final = Subject("tts.visemes")
+AVATAR: Final = Subject("avatar")
 CONTROL: Final = Subject("control")
 SIGNALS: Final = Subject("signals")
 REJECTED: Final = Subject("rejected")
@@ -82,6 +83,7 @@ ALL_SUBJECTS: Final = (
     REPLY,
     TTS_AUDIO,
     TTS_VISEMES,
+    AVATAR,
     CONTROL,
     SIGNALS,
     REJECTED,
