@@ -1,6 +1,15 @@
-"""Real servers for the tests: nats-server and Valkey from their wheels, on free loopback ports."""
+"""Real servers for the tests: nats-server and Valkey from their wheels, on free loopback ports.
+
+The whole run happens in a private network namespace that has nothing but loopback (when the
+kernel lets us make one): no test can reach past 127.0.0.1, and WebRTC peers, Chromium's
+included, can only pair on it.
+"""
 
 from __future__ import annotations
+
+from twincast.netns import enter_loopback_only_namespace
+
+NETNS_REFUSED = enter_loopback_only_namespace()
 
 import asyncio
 import contextlib
@@ -96,13 +105,20 @@ class Stack:
     tracer_provider: TracerProvider
 
 
+def pytest_report_header() -> str:
+    return f"network: {'loopback-only namespace' if NETNS_REFUSED is None else NETNS_REFUSED}"
+
+
 @pytest.fixture(scope="session")
-async def stack(settings: CommonSettings, store: StateStore) -> AsyncIterator[Stack]:
+async def stack(
+    settings: CommonSettings, store: StateStore, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Stack]:
     """All five services in this process, each with its own broker connection to real NATS."""
     spans = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(spans))
     running: dict[str, RunningService] = {}
+    state_dir = tmp_path_factory.mktemp("state")
     async with contextlib.AsyncExitStack() as exits:
         for name in SERVICES:
             found = spec(name)
@@ -111,6 +127,7 @@ async def stack(settings: CommonSettings, store: StateStore) -> AsyncIterator[St
                 redis_url=settings.redis_url,
                 twin=settings.twin,
                 health_port=0,
+                state_dir=state_dir,
             )
             running[name] = await exits.enter_async_context(
                 serve(found, service_settings, tracer_provider=provider)

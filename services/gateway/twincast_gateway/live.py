@@ -1,0 +1,326 @@
+"""One live session at the gateway: its peers, its media, its captions. Knows nothing of NATS."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import av
+from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
+from aiortc.contrib.media import MediaRelay
+from aiortc.mediastreams import MediaStreamTrack
+
+from twincast_gateway.media import (
+    SAMPLE_RATE,
+    AvatarVideoTrack,
+    GuestAudioPump,
+    MediaClock,
+    SpeechOut,
+    TwinAudioTrack,
+    to_output_rate,
+)
+from twincast_shared.contract import (
+    AnimationFrame,
+    GuestTextSubmitted,
+    MoodEstimated,
+    PcmChunk,
+    ReplyChunk,
+    UtteranceTranscribed,
+    VisemeTrack,
+)
+from twincast_shared.sessions import SessionInfo
+from twincast_shared.tasks import TaskOwner
+
+log = logging.getLogger(__name__)
+
+PeerRole = Literal["guest", "viewer", "ingest"]
+MAX_SDP_BYTES = 64 * 1024
+MAX_GUEST_MESSAGE = 8 * 1024
+
+
+class SignallingError(ValueError):
+    """An offer the gateway cannot answer; the message is safe to show the caller."""
+
+
+class Face(Protocol):
+    """The avatar: timing of the face (visemes, blinks, mood) and drawing it."""
+
+    def speak(self, visemes: Sequence[tuple[str, float, float]], *, start_s: float) -> None: ...
+    def flush(self, at_s: float) -> None: ...
+    def set_mood(self, *, label: str, valence: float, arousal: float) -> None: ...
+    def set_energy(self, energy: float) -> None: ...
+    def frame(self, t: float, pts: int) -> tuple[av.VideoFrame, AnimationFrame]: ...
+
+
+@dataclass
+class SessionStats:
+    """Clock readings (time.monotonic) that benchmarks and traces split latency with."""
+
+    first_sound: dict[str, float] = field(default_factory=dict)
+    flushed_at: list[float] = field(default_factory=list)
+    frames: int = 0
+
+
+@dataclass
+class _Peer:
+    pc: RTCPeerConnection
+    role: PeerRole
+    events: list[RTCDataChannel] = field(default_factory=list)
+    animation: list[RTCDataChannel] = field(default_factory=list)
+
+
+class LiveSession:
+    def __init__(
+        self,
+        *,
+        info: SessionInfo,
+        face: Face,
+        fps: int,
+        rtc: RTCConfiguration,
+        publish_audio: Callable[[PcmChunk], Awaitable[None]],
+        publish_text: Callable[[GuestTextSubmitted], Awaitable[None]],
+        publish_animation: Callable[[AnimationFrame], Coroutine[Any, Any, None]],
+        on_empty: Callable[[LiveSession], Awaitable[None]],
+    ) -> None:
+        self.info = info
+        self.id = info.session_id
+        self._face = face
+        self._rtc = rtc
+        self._publish_audio = publish_audio
+        self._publish_text = publish_text
+        self._publish_animation = publish_animation
+        self._on_empty = on_empty
+        self.clock = MediaClock()
+        self.speech = SpeechOut(clock=self.clock)
+        self.stats = SessionStats()
+        self._audio = TwinAudioTrack(clock=self.clock, speech=self.speech, on_sound=self._sounded)
+        self._video = AvatarVideoTrack(clock=self.clock, fps=fps, source=self._frame)
+        self._relay = MediaRelay()
+        self._peers: dict[str, _Peer] = {}
+        self._tasks = TaskOwner(f"session {self.id}")
+        self._placed: dict[tuple[str, int], int] = {}
+        self._waiting_visemes: dict[tuple[str, int], VisemeTrack] = {}
+        self._replies: set[str] = set()
+        self._cancelled: set[str] = set()
+        self._closed = False
+
+    @property
+    def peers(self) -> int:
+        return len(self._peers)
+
+    # Signalling
+
+    async def connect(self, offer_sdp: str, *, role: PeerRole) -> tuple[str, str]:
+        """Answers an offer; returns (peer id, answer SDP). Bad SDP leaves nothing behind."""
+        if self._closed:
+            raise SignallingError("session has ended")
+        if not offer_sdp or len(offer_sdp.encode()) > MAX_SDP_BYTES:
+            raise SignallingError("SDP offer is empty or larger than 64 KiB")
+        if not offer_sdp.lstrip().startswith("v=0"):
+            raise SignallingError("SDP offer must start with v=0")
+        peer_id = uuid.uuid4().hex
+        pc = RTCPeerConnection(configuration=self._rtc)
+        peer = _Peer(pc, role)
+        self._peers[peer_id] = peer
+        try:
+            self._wire(peer_id, peer)
+            try:
+                await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+            except Exception as error:  # aiortc raises many types for malformed SDP
+                raise SignallingError(f"SDP offer not understood: {error}") from error
+            kinds = {t.kind for t in pc.getTransceivers()}
+            if role == "ingest":
+                if "audio" not in kinds:
+                    raise SignallingError("a WHIP offer must send audio")
+            else:
+                if "video" not in kinds and "audio" not in kinds:
+                    raise SignallingError("the offer has no audio or video to receive")
+                if "audio" in kinds:
+                    pc.addTrack(self._relay.subscribe(self._audio))
+                if "video" in kinds:
+                    pc.addTrack(self._relay.subscribe(self._video, buffered=False))
+            answer = await pc.createAnswer()
+            await pc.setLocalDescription(answer)
+        except BaseException:
+            await self._drop(peer_id, notify=False)
+            raise
+        return peer_id, pc.localDescription.sdp
+
+    def has_peer(self, peer_id: str) -> bool:
+        return peer_id in self._peers
+
+    async def hang_up(self, peer_id: str) -> None:
+        await self._drop(peer_id, notify=True)
+
+    def _wire(self, peer_id: str, peer: _Peer) -> None:
+        pc = peer.pc
+
+        @pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            if track.kind != "audio" or peer.role == "viewer":
+                return
+            pump = GuestAudioPump(track=track, stream=peer_id, publish=self._publish_audio)
+            self._tasks.spawn(pump.run(), name=f"guest audio {peer_id}")
+
+        @pc.on("datachannel")
+        def on_datachannel(channel: RTCDataChannel) -> None:
+            if channel.label == "animation":
+                peer.animation.append(channel)
+            elif channel.label == "events":
+                peer.events.append(channel)
+                channel.on("open", lambda: self._hello(channel))
+                if channel.readyState == "open":
+                    self._hello(channel)
+
+                @channel.on("message")
+                def on_message(message: str | bytes) -> None:
+                    self._tasks.spawn(self._guest_message(channel, message), name="guest message")
+
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            if pc.connectionState in ("failed", "closed"):
+                await self._drop(peer_id, notify=True)
+
+    def _hello(self, channel: RTCDataChannel) -> None:
+        _send(channel, {"type": "hello", "session_id": self.id, "twin": self.info.twin_id})
+
+    async def _guest_message(self, channel: RTCDataChannel, message: str | bytes) -> None:
+        try:
+            if len(message) > MAX_GUEST_MESSAGE:
+                raise ValueError("message larger than 8 KiB")
+            data = json.loads(message)
+            if not isinstance(data, dict) or data.get("type") != "text":
+                raise ValueError('expected {"type": "text", "text": "..."}')
+            event = GuestTextSubmitted(session_id=self.id, text=str(data.get("text", "")))
+        except (ValueError, TypeError) as error:
+            _send(channel, {"type": "error", "error": f"message refused: {error}"[:300]})
+            return
+        await self._publish_text(event)
+
+    async def _drop(self, peer_id: str, *, notify: bool) -> None:
+        peer = self._peers.pop(peer_id, None)
+        if peer is None:
+            return
+        await peer.pc.close()
+        if notify and not self._peers:
+            await self._on_empty(self)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._audio.stop()
+        self._video.stop()
+        for peer_id in list(self._peers):
+            await self._drop(peer_id, notify=False)
+        await self._tasks.close()
+
+    # What the rest of the system says about the session
+
+    def on_reply(self, chunk: ReplyChunk) -> None:
+        if chunk.reply_id in self._cancelled:
+            return
+        self._replies.add(chunk.reply_id)
+        self._broadcast(
+            {
+                "type": "reply",
+                "reply_id": chunk.reply_id,
+                "seq": chunk.seq,
+                "text": chunk.text,
+                "final": chunk.final,
+                "deferred": chunk.deferred,
+                "citations": [c.model_dump(exclude_none=True) for c in chunk.citations],
+            }
+        )
+
+    def on_transcript(self, event: UtteranceTranscribed) -> None:
+        self._broadcast(
+            {
+                "type": "caption",
+                "who": "guest",
+                "utterance_id": event.utterance_id,
+                "text": event.text,
+                "final": event.final,
+            }
+        )
+
+    def on_mood(self, event: MoodEstimated) -> None:
+        if event.whose == "guest":
+            self._face.set_mood(label=event.label, valence=event.valence, arousal=event.arousal)
+        else:
+            self._face.set_energy(event.energy)
+
+    def on_speech_started(self) -> None:
+        """Barge-in: the guest talks over the twin, so everything queued goes."""
+        now = self.clock.now()
+        dropped = self.speech.flush()
+        self._face.flush(now)
+        self._cancelled |= self._replies
+        self._replies.clear()
+        self._waiting_visemes.clear()
+        self._placed.clear()
+        if dropped:
+            self.stats.flushed_at.append(time.monotonic())
+            self._broadcast({"type": "interrupted"})
+
+    def on_speech(self, chunk: PcmChunk) -> None:
+        if chunk.stream in self._cancelled or not chunk.pcm:
+            return
+        self._replies.add(chunk.stream)
+        start = self.speech.schedule(to_output_rate(chunk.pcm, chunk.sample_rate), tag=chunk.stream)
+        key = (chunk.stream, chunk.seq)
+        self._placed[key] = start
+        track = self._waiting_visemes.pop(key, None)
+        if track is not None:
+            self._animate(track, start)
+
+    def on_visemes(self, track: VisemeTrack) -> None:
+        if track.reply_id in self._cancelled:
+            return
+        key = (track.reply_id, track.seq)
+        start = self._placed.pop(key, None)
+        if start is None:
+            self._waiting_visemes[key] = track
+        else:
+            self._animate(track, start)
+
+    def _animate(self, track: VisemeTrack, start: int) -> None:
+        self._placed.pop((track.reply_id, track.seq), None)
+        rate = track.sample_rate
+        self._face.speak(
+            [(v.viseme, v.start / rate, v.end / rate) for v in track.visemes],
+            start_s=start / SAMPLE_RATE,
+        )
+
+    def _sounded(self, replies: list[str]) -> None:
+        now = time.monotonic()
+        for reply in replies:
+            self.stats.first_sound.setdefault(reply, now)
+
+    def _frame(self, t: float, pts: int) -> av.VideoFrame:
+        frame, animation = self._face.frame(t, pts)
+        self.stats.frames += 1
+        animation = animation.model_copy(update={"session_id": self.id})
+        payload = animation.model_dump_json()
+        for peer in self._peers.values():
+            for channel in peer.animation:
+                if channel.readyState == "open":
+                    channel.send(payload)
+        if not self._closed:
+            self._tasks.spawn(self._publish_animation(animation), name="animation")
+        return frame
+
+    def _broadcast(self, message: dict[str, Any]) -> None:
+        for peer in self._peers.values():
+            for channel in peer.events:
+                _send(channel, message)
+
+
+def _send(channel: RTCDataChannel, message: dict[str, Any]) -> None:
+    if channel.readyState == "open":
+        channel.send(json.dumps(message))

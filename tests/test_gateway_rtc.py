@@ -1,0 +1,97 @@
+"""The live avatar over real WebRTC (aiortc client), through the real bus and all services."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import wave
+from typing import Any
+
+import pytest
+
+from tests.conftest import SPEECH, Stack
+from twincast.rtc_client import TwinCall
+from twincast.wer import wer
+from twincast_gateway.handlers import GatewayService
+
+
+def gateway(stack: Stack) -> tuple[str, GatewayService]:
+    running = stack.services["gateway"]
+    service = running.service
+    assert isinstance(service, GatewayService)
+    return running.http.url, service
+
+
+def read_wav(name: str) -> tuple[bytes, int]:
+    with wave.open(str(SPEECH / name), "rb") as wav:
+        return wav.readframes(wav.getnframes()), wav.getframerate()
+
+
+def texts(messages: list[tuple[float, dict[str, Any]]], kind: str) -> list[str]:
+    return [m["text"] for _, m in messages if m["type"] == kind]
+
+
+async def test_spoken_question_gets_spoken_answer_with_moving_face(
+    stack: Stack, speech_files: dict[str, str]
+) -> None:
+    url, service = gateway(stack)
+    token = service.signer.issue(twin="juniper", scope="public", ttl_s=60)
+    pcm, rate = read_wav("arctic_a0009.wav")
+    async with TwinCall(base_url=url, token=token) as call:
+        await call.connected()
+        started = time.monotonic()
+        said = await call.mic.say(pcm, rate)
+        final_at, final = await call.wait_message(
+            lambda m: m["type"] == "caption" and m["final"], timeout_s=30
+        )
+        _, reply = await call.wait_message(lambda m: m["type"] == "reply", timeout_s=30)
+        deadline = time.monotonic() + 20
+        while call.received.first_sound_after(said[1]) is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        heard = call.received.first_sound_after(said[1])
+        frames = [t for t in call.received.frames if t > started]
+        animation = [a for t, a in call.received.animation if t > started]
+    assert wer(speech_files["arctic_a0009.wav"], final["text"]) <= 0.2, final
+    assert reply["text"]
+    assert heard is not None, "no reply audio reached the guest"
+    # The face kept coming at about 25 fps the whole time, and its animation stream with it.
+    span = frames[-1] - frames[0]
+    assert len(frames) / span > 15, (len(frames), span)
+    assert any(a["mouth_open"] > 0.2 for a in animation)
+    assert {a["session_id"] for a in animation} == {call.session_id}
+    assert final_at > said[0]
+    assert not service.sessions, "hang-up must close the session"
+
+
+async def test_typed_question_on_the_data_channel(stack: Stack) -> None:
+    url, service = gateway(stack)
+    token = service.signer.issue(twin="juniper", scope="public", ttl_s=60)
+    async with TwinCall(base_url=url, token=token) as call:
+        await call.connected()
+        call.send_raw("{not json")
+        _, error = await call.wait_message(lambda m: m["type"] == "error", timeout_s=5)
+        call.ask_text("What did you find on the rooftops?")
+        _, reply = await call.wait_message(
+            lambda m: m["type"] == "reply" and m["final"], timeout_s=30
+        )
+    assert "refused" in error["error"]
+    replies = " ".join(texts(call.received.messages, "reply")).lower()
+    assert "ai twin" in replies
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "reason"),
+    [
+        ("nonsense", 400, "expected JSON"),
+        ('{"token": "a.b", "sdp": "v=0"}', 401, "signature"),
+    ],
+)
+async def test_bad_signalling_gets_clear_4xx(
+    stack: Stack, body: str, status: int, reason: str
+) -> None:
+    import aiohttp
+
+    url, _ = gateway(stack)
+    async with aiohttp.ClientSession() as http, http.post(f"{url}/api/sessions", data=body) as r:
+        assert r.status == status
+        assert reason in (await r.json())["error"]

@@ -1,0 +1,274 @@
+"""A WebRTC guest without a browser (aiortc): speaks recorded audio, receives the avatar.
+
+Used by `twincast demo`, the end-to-end benchmark and the tests. All times are
+time.monotonic() readings taken when a frame reaches this client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fractions
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import av
+import numpy as np
+from aiortc import (
+    RTCConfiguration,
+    RTCDataChannel,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
+from aiortc.contrib.media import MediaRecorder
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+RATE = 48_000
+FRAME = RATE // 50
+SPEECH_RMS = 300.0
+
+
+class Microphone(MediaStreamTrack):
+    """Plays queued utterances in real time at 48 kHz, silence in between."""
+
+    kind = "audio"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._queue: list[np.ndarray] = []
+        self._current: np.ndarray | None = None
+        self._offset = 0
+        self._start: float | None = None
+        self._sent = 0
+        self._done: list[tuple[asyncio.Future[tuple[float, float]], float]] = []
+        self._started_at = 0.0
+
+    def say(self, pcm: bytes, rate: int) -> asyncio.Future[tuple[float, float]]:
+        """Queues an utterance; resolves to (first, last) sample send times once it is out."""
+        samples = np.frombuffer(pcm, dtype="<i2")
+        if rate != RATE:
+            frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+            frame.sample_rate = rate
+            resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
+            out = [*resampler.resample(frame), *resampler.resample(None)]
+            samples = np.concatenate([f.to_ndarray().reshape(-1) for f in out])
+        future: asyncio.Future[tuple[float, float]] = asyncio.get_running_loop().create_future()
+        self._queue.append(samples.astype(np.int16))
+        self._done.append((future, 0.0))
+        return future
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._start is None:
+            self._start = time.monotonic()
+        due = self._start + self._sent / RATE
+        if (delay := due - time.monotonic()) > 0:
+            await asyncio.sleep(delay)
+        out = np.zeros(FRAME, dtype=np.int16)
+        if self._current is None and self._queue:
+            self._current, self._offset = self._queue.pop(0), 0
+            self._started_at = time.monotonic()
+        if self._current is not None:
+            part = self._current[self._offset : self._offset + FRAME]
+            out[: len(part)] = part
+            self._offset += FRAME
+            if self._offset >= len(self._current):
+                self._current = None
+                future, _ = self._done.pop(0)
+                if not future.done():
+                    future.set_result((self._started_at, time.monotonic()))
+        frame = av.AudioFrame.from_ndarray(out.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = RATE
+        frame.pts = self._sent
+        frame.time_base = fractions.Fraction(1, RATE)
+        self._sent += FRAME
+        return frame
+
+
+@dataclass
+class Received:
+    """What arrived, when."""
+
+    sound: list[float] = field(default_factory=list)
+    silence: list[float] = field(default_factory=list)
+    frames: list[float] = field(default_factory=list)
+    mouth: list[tuple[float, float]] = field(default_factory=list)
+    messages: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+    animation: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+
+    def first_sound_after(self, t: float) -> float | None:
+        return next((x for x in self.sound if x >= t), None)
+
+    def first_silence_after(self, t: float, *, frames: int = 3) -> float | None:
+        """Start of the first run of `frames` silent 20 ms frames after `t`."""
+        run: list[float] = []
+        for x in self.silence:
+            if x < t:
+                continue
+            run = [*run, x] if run and x - run[-1] < 0.035 else [x]
+            if len(run) >= frames:
+                return run[0]
+        return None
+
+
+class TwinCall:
+    """One guest connection: `async with TwinCall(base_url=..., token=...) as call:`."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        token: str,
+        record: Path | None = None,
+        mouth_box: tuple[int, int, int, int] | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._token = token
+        self._record = record
+        self._mouth_box = mouth_box
+        self.mic = Microphone()
+        self.received = Received()
+        self.session_id = ""
+        self.peer_id = ""
+        self._pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self._events: RTCDataChannel | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._recorder: MediaRecorder | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self._rest: np.ndarray | None = None
+        self._resting: list[np.ndarray] = []
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []
+
+    async def __aenter__(self) -> TwinCall:
+        pc = self._pc
+        pc.addTransceiver(self.mic, direction="sendrecv")
+        pc.addTransceiver("video", direction="recvonly")
+        self._events = pc.createDataChannel("events")
+        animation = pc.createDataChannel("animation", ordered=False, maxRetransmits=0)
+        self._events.on("message", self._on_message)
+        animation.on("message", self._on_animation)
+        if self._record is not None:
+            self._recorder = MediaRecorder(str(self._record))
+
+        @pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            consume = self._audio if track.kind == "audio" else self._video
+            if self._recorder is not None:
+                from aiortc.contrib.media import MediaRelay
+
+                relay = MediaRelay()
+                self._recorder.addTrack(relay.subscribe(track))
+                track = relay.subscribe(track)
+            self._tasks.append(asyncio.create_task(consume(track)))
+
+        await pc.setLocalDescription(await pc.createOffer())
+        self._http = aiohttp.ClientSession()
+        async with self._http.post(
+            f"{self.base_url}/api/sessions",
+            json={"token": self._token, "sdp": pc.localDescription.sdp},
+        ) as response:
+            body = await response.json()
+            if response.status != 201:
+                raise RuntimeError(f"gateway refused the call: {response.status} {body}")
+        self.session_id, self.peer_id = body["session_id"], body["peer_id"]
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=body["sdp"], type="answer"))
+        if self._recorder is not None:
+            await self._recorder.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._http is not None:
+            with contextlib.suppress(aiohttp.ClientError):
+                async with self._http.delete(
+                    f"{self.base_url}/api/sessions/{self.session_id}/peers/{self.peer_id}"
+                ):
+                    pass
+            await self._http.close()
+            self._http = None
+        if self._recorder is not None:
+            await self._recorder.stop()
+            self._recorder = None
+        await self._pc.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    @property
+    def connection_state(self) -> str:
+        return str(self._pc.connectionState)
+
+    async def connected(self, timeout_s: float = 10) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not (self.received.frames and self._events and self._events.readyState == "open"):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no media within {timeout_s} s ({self.connection_state})")
+            await asyncio.sleep(0.02)
+
+    def ask_text(self, text: str) -> None:
+        assert self._events is not None
+        self._events.send(json.dumps({"type": "text", "text": text}))
+
+    def send_raw(self, message: str) -> None:
+        assert self._events is not None
+        self._events.send(message)
+
+    async def wait_message(
+        self, match: Callable[[dict[str, Any]], bool], *, after: float = 0.0, timeout_s: float = 30
+    ) -> tuple[float, dict[str, Any]]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for t, message in self.received.messages:
+                if t >= after and match(message):
+                    return t, message
+            await asyncio.sleep(0.02)
+        raise TimeoutError("no such message from the gateway")
+
+    def _on_message(self, message: str | bytes) -> None:
+        data = json.loads(message)
+        self.received.messages.append((time.monotonic(), data))
+        for listener in self.listeners:
+            listener(data)
+
+    def _on_animation(self, message: str | bytes) -> None:
+        self.received.animation.append((time.monotonic(), json.loads(message)))
+
+    async def _audio(self, track: MediaStreamTrack) -> None:
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                frame = await track.recv()
+                now = time.monotonic()
+                assert isinstance(frame, av.AudioFrame)
+                pcm = frame.to_ndarray().astype(np.float32)
+                rms = float(np.sqrt(np.mean(pcm * pcm))) if pcm.size else 0.0
+                (self.received.sound if rms > SPEECH_RMS else self.received.silence).append(now)
+
+    async def _video(self, track: MediaStreamTrack) -> None:
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                frame = await track.recv()
+                now = time.monotonic()
+                self.received.frames.append(now)
+                if self._mouth_box is not None and isinstance(frame, av.VideoFrame):
+                    self.received.mouth.append((now, self._mouth_motion(frame)))
+
+    def _mouth_motion(self, frame: av.VideoFrame) -> float:
+        """Mean change of the mouth's luma against the face at rest (the first 10 frames)."""
+        assert self._mouth_box is not None
+        x0, y0, x1, y1 = self._mouth_box
+        luma = frame.to_ndarray(format="gray")[y0:y1, x0:x1].astype(np.float32)
+        if len(self._resting) < 10:
+            self._resting.append(luma)
+            return 0.0
+        if self._rest is None:
+            self._rest = np.mean(self._resting, axis=0)
+        return float(np.mean(np.abs(luma - self._rest)))
