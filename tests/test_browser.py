@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import SPEECH, Stack
-from tests.test_gateway_rtc import gateway
+from tests.test_gateway_rtc import gateway, wait_for
 from twincast.wer import wer
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -101,7 +101,8 @@ async def test_guest_page_hears_and_sees_the_twin(
     # Moving video: frames keep arriving and keep changing.
     seen = (snap["video"]["frames"], snap["video"]["changes"])
     later = await poll(
-        page, lambda s: s["video"]["frames"] > seen[0] + 20 and s["video"]["changes"] > seen[1] + 5,
+        page,
+        lambda s: s["video"]["frames"] > seen[0] + 20 and s["video"]["changes"] > seen[1] + 5,
         timeout_s=10,
     )
     assert later["animation"]["session_id"] == later["sessionId"]
@@ -109,10 +110,7 @@ async def test_guest_page_hears_and_sees_the_twin(
     shown = await page.inner_text("#captions")
     assert asked.split()[0] in shown
     await page.evaluate("hangUp()")
-    deadline = time.monotonic() + 10
-    while service.sessions and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
-    assert not service.sessions
+    assert await wait_for(lambda: not service.sessions, timeout_s=10)
 
 
 async def test_forged_and_expired_links_are_refused(stack: Stack, chromium_with_mic: Any) -> None:
@@ -123,5 +121,6 @@ async def test_forged_and_expired_links_are_refused(stack: Stack, chromium_with_
     page = await chromium_with_mic.new_page()
     for token, reason in ((expired, "expired"), (forged, "signature")):
         response = await page.goto(f"{url}/join/{token}")
-        assert response is not None and response.status == 401
+        assert response is not None
+        assert response.status == 401
         assert reason in await page.inner_text("#reason")

@@ -176,7 +176,12 @@ class GatewayService(BaseService):
     async def create_session(self, request: web.Request) -> web.Response:
         """The guest page's offer: `{"token", "sdp"}` → `{"session_id", "peer_id", "sdp"}`."""
         if (request.content_length or 0) > MAX_JSON_BYTES:
-            raise _error(web.HTTPRequestEntityTooLarge, "request larger than 80 KiB") from None
+            raise web.HTTPRequestEntityTooLarge(
+                max_size=MAX_JSON_BYTES,
+                actual_size=request.content_length or 0,
+                text=json.dumps({"error": "request larger than 80 KiB"}),
+                content_type="application/json",
+            )
         try:
             body = json.loads(await request.text())
             token, sdp = body["token"], body["sdp"]

@@ -312,8 +312,14 @@ class LiveSession:
                 if channel.readyState == "open":
                     channel.send(payload)
         if not self._closed:
-            self._tasks.spawn(self._publish_animation(animation), name="animation")
+            self._tasks.spawn(self._animate_bus(animation), name="animation")
         return frame
+
+    async def _animate_bus(self, animation: AnimationFrame) -> None:
+        try:
+            await self._publish_animation(animation)
+        except Exception as error:  # the face must not stop because the bus hiccups
+            log.debug("animation frame not published: %s", error)
 
     def _broadcast(self, message: dict[str, Any]) -> None:
         for peer in self._peers.values():
