@@ -16,6 +16,7 @@ import click
 from pydantic import ValidationError
 
 from twincast.cli_brain import ask_twin, people
+from twincast.cli_live import demo, link, print_link
 from twincast.cli_twin import twin
 from twincast.runtime import Stack, StackError, private_stack, read_run_file
 from twincast.services import SERVICES
@@ -71,7 +72,9 @@ def up(
     click.echo(f"  Valkey      {urls.redis}")
     for name, url in urls.services.items():
         click.echo(f"  {name:<11} {url}/readyz")
-    click.echo('Ask it something: twincast ask "What did you find on the rooftops?"')
+    click.echo("Talk to it (open in a browser):")
+    print_link(state_dir=settings.state_dir, twin=settings.twin, scope="public", ttl_s=24 * 3600)
+    click.echo('Or ask from here: twincast ask "What did you find on the rooftops?"')
     click.echo("Press Ctrl-C to stop.", err=True)
     code = 0
     try:
@@ -243,3 +246,5 @@ def bench_twin(runs: int, chunks: int, as_json: bool) -> None:
 twin.add_command(ask_twin)
 twin.add_command(people)
 main.add_command(twin)
+main.add_command(demo)
+main.add_command(link)

@@ -310,7 +310,11 @@ def read_run_file(state_dir: Path) -> StackUrls | None:
 
 @contextlib.contextmanager
 def private_stack(
-    services: Sequence[str], *, twin: str = "juniper", log_to: IO[str] | None = None
+    services: Sequence[str],
+    *,
+    twin: str = "juniper",
+    log_to: IO[str] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[StackUrls]:
     """A throwaway stack on free ports in a temporary folder: for one command or benchmark."""
     with (
@@ -323,6 +327,7 @@ def private_stack(
             health_ports={},
             twin=twin,
             log_to=log_to,
+            extra_env=env,
         ) as stack,
     ):
         if stack.urls is None:
