@@ -16,7 +16,7 @@ import click
 from pydantic import ValidationError
 
 from twincast.cli_brain import ask_twin, people
-from twincast.cli_live import demo, link, print_link
+from twincast.cli_live import bench_e2e, bench_sessions, demo, link, print_link
 from twincast.cli_twin import twin
 from twincast.runtime import Stack, StackError, private_stack, read_run_file
 from twincast.services import SERVICES
@@ -248,3 +248,5 @@ twin.add_command(people)
 main.add_command(twin)
 main.add_command(demo)
 main.add_command(link)
+bench.add_command(bench_sessions)
+bench.add_command(bench_e2e)

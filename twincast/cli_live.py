@@ -126,3 +126,30 @@ def print_link(
         ttl_s=ttl_s,
     )
     click.echo(f"{running.gateway}/join/{token}")
+
+
+@click.command("sessions")
+@click.option(
+    "--counts",
+    default="2,4,6,8,10,12,14,16,20",
+    show_default=True,
+    help="session counts to try, in order; stops at the first that misses 25 fps",
+)
+@click.option("--measure", type=float, default=8.0, show_default=True, help="seconds per step")
+@click.option("--json", "as_json", is_flag=True, help="JSON only (the default output is JSON too)")
+def bench_sessions(counts: str, measure: float, as_json: bool) -> None:
+    """Concurrent live avatar sessions one gateway process holds at 25 fps."""
+    from bench.sessions import run
+
+    steps = [int(x) for x in counts.split(",") if x.strip()]
+    click.echo(json.dumps(run(counts=steps, measure_s=measure), indent=None if as_json else 2))
+
+
+@click.command("e2e")
+@click.option("--turns", type=int, default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="JSON only (the default output is JSON too)")
+def bench_e2e(turns: int, as_json: bool) -> None:
+    """Voice to voice over WebRTC on loopback: reply audio, mouth, barge-in, A/V skew."""
+    from bench.e2e import run
+
+    click.echo(json.dumps(run(turns=turns), indent=None if as_json else 2))
