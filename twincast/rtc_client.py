@@ -28,6 +28,11 @@ from aiortc import (
 from aiortc.contrib.media import MediaRecorder
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from twincast_gateway.media import set_audio_prefetch
+
+# A browser's adaptive jitter buffer holds about this much on a clean link; aiortc's own
+# default is 4 packets (80 ms).
+PLAYOUT_PREFETCH = 2
 RATE = 48_000
 FRAME = RATE // 50
 SPEECH_RMS = 300.0
@@ -149,6 +154,7 @@ class TwinCall:
         pc = self._pc
         pc.addTransceiver(self.mic, direction="sendrecv")
         pc.addTransceiver("video", direction="recvonly")
+        set_audio_prefetch(pc, PLAYOUT_PREFETCH)
         self._events = pc.createDataChannel("events")
         animation = pc.createDataChannel("animation", ordered=False, maxRetransmits=0)
         self._events.on("message", self._on_message)

@@ -63,3 +63,7 @@ def portrait_face_factory(
         return _PlainFace()
 
     return make
+
+
+def mouth_box_for(twin: str) -> tuple[int, int, int, int] | None:
+    return (100, 168, 156, 204)

@@ -22,6 +22,7 @@ from twincast_gateway.media import (
     MediaClock,
     SpeechOut,
     TwinAudioTrack,
+    set_audio_prefetch,
     to_output_rate,
 )
 from twincast_shared.contract import (
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 PeerRole = Literal["guest", "viewer", "ingest"]
 MAX_SDP_BYTES = 64 * 1024
 MAX_GUEST_MESSAGE = 8 * 1024
+UPLINK_PREFETCH = 0
 
 
 class SignallingError(ValueError):
@@ -133,6 +135,7 @@ class LiveSession:
                 await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
             except Exception as error:  # aiortc raises many types for malformed SDP
                 raise SignallingError(f"SDP offer not understood: {error}") from error
+            set_audio_prefetch(pc, UPLINK_PREFETCH)
             kinds = {t.kind for t in pc.getTransceivers()}
             if role == "ingest":
                 if "audio" not in kinds:

@@ -17,6 +17,8 @@ from typing import Protocol
 
 import av
 import numpy as np
+from aiortc import RTCPeerConnection
+from aiortc.jitterbuffer import JitterBuffer
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from twincast_shared.contract import GUEST_FRAME_MS, GUEST_SAMPLE_RATE, PcmChunk
@@ -201,6 +203,19 @@ class AvatarVideoTrack(MediaStreamTrack):
         frame.pts = pts
         frame.time_base = fractions.Fraction(1, VIDEO_CLOCK)
         return frame
+
+
+def set_audio_prefetch(pc: RTCPeerConnection, frames: int) -> None:
+    """How many 20 ms packets aiortc holds before it plays out received audio (it uses 4).
+
+    Speech recognition needs packets in order, not smooth playout: waiting 80 ms for jitter
+    that loopback and good links do not have only delays every transcript and barge-in.
+    """
+    for receiver in pc.getReceivers():
+        if getattr(receiver, "_RTCRtpReceiver__kind", None) == "audio":
+            receiver._RTCRtpReceiver__jitter_buffer = JitterBuffer(  # type: ignore[attr-defined]
+                capacity=16, prefetch=frames
+            )
 
 
 class GuestAudioPump:
