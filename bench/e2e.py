@@ -88,9 +88,9 @@ async def _run(url: str, token: str, turns: int, barge_ins: int) -> dict[str, An
                 skews.append((turn.at["mouth"] - turn.at["reply_audio"]) * 1000)
             await asyncio.sleep(0.3)
         for i in range(barge_ins):
-            ms = await _barge_in(call, *speech[(i + 1) % len(speech)])
-            if ms is not None:
-                barges.append(ms)
+            barge = await _barge_in(call, *speech[(i + 1) % len(speech)])
+            if barge is not None:
+                barges.append(barge)
     audio = stages.get("reply_audio", [])
     return {
         "reply_audio_ms_p50": _pct(audio, 50),
