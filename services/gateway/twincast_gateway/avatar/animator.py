@@ -280,7 +280,7 @@ class Animator:
         weight = self._expr_weight
         articulation = 0.8 + 0.35 * energy
         rest_open = 0.12 * weight if self._expr == "surprised" else 0.0
-        mouth_open = max(rest_open, shape.open * articulation) if t_s >= 0 else 0.0
+        mouth_open = max(rest_open, shape.open * articulation)
         state = FaceState(
             t_s=t_s,
             speaker=speaker,

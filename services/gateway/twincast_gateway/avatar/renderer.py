@@ -6,7 +6,9 @@ precomputed `FaceRig`; a GPU talking-head model can implement the same protocol 
 Per frame the portrait renderer copies the precomputed I420 frame, pastes the mouth and eye
 sprites for the state into the head region, shifts the head by a sub-pixel amount for its pose
 and blends it into the still frame through a soft mask. Everything is uint8/uint16 array
-arithmetic on small regions; nothing is converted from RGB per frame.
+arithmetic on small regions; nothing is converted from RGB per frame. Yaw and pitch move the
+head; roll is not drawn by this 2D renderer (clients that animate a 3D model get it in
+`AnimationFrame`).
 """
 
 from __future__ import annotations
