@@ -37,10 +37,10 @@ def _pct(values: list[float], q: int) -> float | None:
     return round(statistics.quantiles(values, n=100, method="inclusive")[q - 1], 1)
 
 
-def _mouth_box() -> tuple[int, int, int, int] | None:
+def _mouth_box() -> tuple[int, int, int, int]:
     from twincast_gateway.faces import mouth_box_for
 
-    return mouth_box_for("juniper")
+    return mouth_box_for(EXAMPLES / "juniper")
 
 
 async def _barge_in(call: TwinCall, pcm: bytes, rate: int) -> float | None:

@@ -32,6 +32,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from twincast.runtime import EXAMPLES, free_port, nats_server_bin, terminate, valkey_server_bin
 from twincast.services import SERVICES, spec
+from twincast_gateway.faces import seed_portrait_from_dir
 from twincast_reasoning.embeddings import Embedder
 from twincast_reasoning.twins import TwinRepository
 from twincast_shared.bus import Bus, make_broker
@@ -93,6 +94,7 @@ def settings(nats_url: str, redis_url: str) -> CommonSettings:
 async def store(redis_url: str) -> AsyncIterator[StateStore]:
     store = StateStore.from_url(redis_url)
     await TwinRepository(store).create_from_dir(EXAMPLES / "juniper", embedder=Embedder())
+    await seed_portrait_from_dir(store, "juniper", EXAMPLES / "juniper")
     yield store
     await store.close()
 

@@ -11,8 +11,11 @@ from typing import Any
 import pytest
 
 from tests.conftest import SPEECH, Stack
+from twincast.demo import MOUTH_MOVING
 from twincast.rtc_client import TwinCall
+from twincast.runtime import EXAMPLES
 from twincast.wer import wer
+from twincast_gateway.faces import mouth_box_for
 from twincast_gateway.handlers import GatewayService
 
 
@@ -48,7 +51,8 @@ async def test_spoken_question_gets_spoken_answer_with_moving_face(
     url, service = gateway(stack)
     token = service.signer.issue(twin="juniper", scope="public", ttl_s=60)
     pcm, rate = read_wav("arctic_a0009.wav")
-    async with TwinCall(base_url=url, token=token) as call:
+    box = mouth_box_for(EXAMPLES / "juniper")
+    async with TwinCall(base_url=url, token=token, mouth_box=box) as call:
         await call.connected()
         started = time.monotonic()
         said = await call.mic.say(pcm, rate)
@@ -60,6 +64,8 @@ async def test_spoken_question_gets_spoken_answer_with_moving_face(
         heard = call.received.first_sound_after(said[1])
         frames = [t for t in call.received.frames if t > started]
         animation = [a for t, a in call.received.animation if t > started]
+        resting = [m for t, m in call.received.mouth if started < t < said[1]]
+        talking = [m for t, m in call.received.mouth if heard and heard <= t]
     assert wer(speech_files["arctic_a0009.wav"], final["text"]) <= 0.2, final
     assert reply["text"]
     assert heard is not None, "no reply audio reached the guest"
@@ -67,6 +73,8 @@ async def test_spoken_question_gets_spoken_answer_with_moving_face(
     span = frames[-1] - frames[0]
     assert len(frames) / span > 15, (len(frames), span)
     assert any(a["mouth_open"] > 0.2 for a in animation)
+    # The mouth opens in the video itself once the answer plays, and stays shut before.
+    assert max(talking) > 2 * max(max(resting), MOUTH_MOVING / 2), (max(resting), max(talking))
     assert {a["session_id"] for a in animation} == {call.session_id}
     assert final_at > said[0]
     assert not service.sessions, "hang-up must close the session"

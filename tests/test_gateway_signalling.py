@@ -15,6 +15,8 @@ from tests.conftest import Stack
 from tests.test_gateway_rtc import gateway, read_wav, wait_for
 from twincast.rtc_client import Microphone, TwinCall
 from twincast_gateway.tokens import TokenError, TokenSigner
+from twincast_shared.store import StateStore, key
+from twincast_shared.twins import TwinProfile
 
 SECRET = b"k" * 32
 
@@ -226,3 +228,19 @@ async def test_hang_up_and_shutdown_leave_no_peer_or_task(stack: Stack) -> None:
     assert not [pc for pc in alive if pc.connectionState != "closed"]
     tasks = [t for t in asyncio.all_tasks() if "session" in t.get_name()]
     assert not tasks, tasks
+
+
+async def test_a_twin_without_a_face_is_a_clear_409(stack: Stack, store: StateStore) -> None:
+    url, service = gateway(stack)
+    profile = TwinProfile(
+        id="faceless", display_name="Faceless Test", owner_first_name="Faceless", greeting="Hi"
+    )
+    await store.put(key("twin", "faceless"), profile)
+    token = service.signer.issue(twin="faceless", scope="public", ttl_s=60)
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{url}/api/sessions", json={"token": token, "sdp": "v=0"}) as r,
+    ):
+        assert r.status == 409
+        assert "twin face faceless" in (await r.json())["error"]
+    assert not service.sessions

@@ -12,7 +12,7 @@ import pytest
 
 from bench.retrieval import run_retrieval_bench
 from twincast.runtime import EXAMPLES
-from twincast_reasoning.corpus import Passage, load_corpus, load_profile
+from twincast_reasoning.corpus import Passage, embedding_text, load_corpus, load_profile
 from twincast_reasoning.embeddings import DIM, Embedder
 from twincast_reasoning.engine import SCOPES_HEARD, ExtractiveComposer, terms
 from twincast_reasoning.index import (
@@ -59,7 +59,7 @@ def sample(embedder: Embedder) -> dict[str, tuple[list[Passage], np.ndarray]]:
     for passage in passages:
         by_source.setdefault(passage.source_id, []).append(passage)
     return {
-        source_id: (items, embedder.embed([p.text for p in items]))
+        source_id: (items, embedder.embed([embedding_text(p) for p in items]))
         for source_id, items in by_source.items()
     }
 

@@ -11,6 +11,7 @@ from uuid import uuid4
 import nats.aio.client
 import nats.aio.msg
 import nats.errors
+import numpy as np
 import pytest
 
 from tests.conftest import Stack
@@ -24,9 +25,15 @@ from twincast_shared.contract import (
     VisemeTrack,
 )
 from twincast_shared.contract import subjects as s
-from twincast_tts.engine import LENGTH_SCALE_BOUNDS, NOISE_SCALE_BOUNDS, Delivery
+from twincast_tts.engine import (
+    LENGTH_SCALE_BOUNDS,
+    NOISE_SCALE_BOUNDS,
+    Delivery,
+    TtsEngine,
+    chunks,
+)
 from twincast_tts.pieces import FIRST_PIECE_CHARS, clauses, sentences, split_speech, words
-from twincast_tts.visemes import VISEMES
+from twincast_tts.visemes import SILENCE, VISEMES
 
 JSON = {"content-type": "application/json"}
 TIMEOUT_S = 30.0
@@ -153,6 +160,69 @@ def test_mood_keeps_the_voice_within_bounds(arousal: float, energy: float) -> No
     assert (wild.length_scale, wild.noise_scale) == (LENGTH_SCALE_BOUNDS[1], NOISE_SCALE_BOUNDS[0])
 
 
+# --- chunks of a sentence's audio -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("frames", [1, 15, 16, 31, 40, 47, 100, 337, 1000, 5000])
+@pytest.mark.parametrize("lead", [0, 6])
+def test_chunks_cover_the_sentence_short_first_then_growing(frames: int, lead: int) -> None:
+    ranges = list(chunks(frames, 16, lead))
+    assert ranges[0][0] == 0
+    assert ranges[-1][1] == frames
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))
+    sizes = [end - start for start, end in ranges]
+    if len(ranges) > 1:
+        assert sizes[0] == lead + 16
+        assert min(sizes) >= 16
+        # Each at most twice the speech sent before it (the last may take a short tail too),
+        # so it is made before that has played.
+        for start, end in ranges[1:]:
+            assert end - start < 2 * (start - lead) + 16
+        assert all(b > a for a, b in itertools.pairwise(sizes[:-1]))
+    else:
+        assert frames < lead + 32
+
+
+@pytest.fixture(scope="module")
+def engine() -> TtsEngine:
+    engine = TtsEngine(threads=1)
+    engine.load()
+    return engine
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["I don't have anything from Juniper on that.", "Okay.", "Learn to identify ten bees well."],
+)
+def test_audio_made_in_chunks_is_the_audio_made_whole(engine: TtsEngine, text: str) -> None:
+    (phonemes,) = engine.phonemize(text)
+    latent = engine.encode(phonemes)
+    whole = np.concatenate([r.audio for r in engine.vits.render(latent, [(0, latent.frames)])])
+    for first in (4, 16):
+        ranges = list(chunks(latent.frames, first))
+        parts = [r.audio for r in engine.vits.render(latent, ranges)]
+        assert [p.size for p in parts] == [(b - a) * whole.size // latent.frames for a, b in ranges]
+        # Within one step of 16-bit PCM (3e-5) of the whole sentence's samples.
+        assert np.max(np.abs(np.concatenate(parts) - whole)) < 3e-5
+
+
+def test_a_sentence_streams_in_chunks_with_visemes_over_each(engine: TtsEngine) -> None:
+    text = "Hi, I'm Juniper Hale's AI twin. I answer from her own writing."
+    speech = list(engine.stream(text, trim_leading=True))
+    assert len(speech) >= 4  # two sentences, each in chunks
+    assert [c.last for c in speech] == [False] * (len(speech) - 1) + [True]
+    assert speech[0].trimmed_samples > 0
+    assert all(c.trimmed_samples == 0 for c in speech[1:])
+    for c in speech:
+        assert c.samples > 0
+        assert c.visemes[0].start == 0
+        assert c.visemes[-1].end == c.samples
+        assert all(a.end == b.start for a, b in itertools.pairwise(c.visemes))
+    audio = np.frombuffer(b"".join(c.pcm for c in speech), dtype="<i2")
+    assert 0.2 < np.abs(audio).max() / 32767 <= 1.0  # a fixed gain, not per-chunk peaks
+    assert list(engine.stream(" ... ")) == []
+
+
 # --- through the real bus ---------------------------------------------------------------------
 
 
@@ -250,7 +320,9 @@ async def test_viseme_tracks_cover_their_audio(stack: Stack, nc: nats.aio.client
         assert all(a.end == b.start for a, b in itertools.pairwise(marks))
         assert all(v.start < v.end for v in marks)
         assert {v.viseme for v in marks} <= VISEMES
-        assert len({v.viseme for v in marks}) > 3
+        assert {v.viseme for v in marks} != {SILENCE}
+    spoken = {v.viseme for c in chunks for v in listener.tracks[(reply, c.seq)].visemes}
+    assert len(spoken) > 8
 
 
 async def test_guest_speech_stops_the_reply_and_the_next_one_is_spoken(

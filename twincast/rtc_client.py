@@ -36,6 +36,7 @@ PLAYOUT_PREFETCH = 2
 RATE = 48_000
 FRAME = RATE // 50
 SPEECH_RMS = 300.0
+MOUTH_DARK_LUMA = 60
 
 
 class Microphone(MediaStreamTrack):
@@ -146,8 +147,7 @@ class TwinCall:
         self._tasks: list[asyncio.Task[None]] = []
         self._recorder: MediaRecorder | None = None
         self._http: aiohttp.ClientSession | None = None
-        self._rest: np.ndarray | None = None
-        self._resting: list[np.ndarray] = []
+        self._resting: list[float] = []
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
 
     async def __aenter__(self) -> TwinCall:
@@ -268,13 +268,15 @@ class TwinCall:
                     self.received.mouth.append((now, self._mouth_motion(frame)))
 
     def _mouth_motion(self, frame: av.VideoFrame) -> float:
-        """Mean change of the mouth's luma against the face at rest (the first 10 frames)."""
+        """Percent of the mouth box that is mouth interior (dark), above the face at rest.
+
+        Counting dark pixels, not differences, keeps the head's small motions out of it.
+        """
         assert self._mouth_box is not None
         x0, y0, x1, y1 = self._mouth_box
-        luma = frame.to_ndarray(format="gray")[y0:y1, x0:x1].astype(np.float32)
+        luma = frame.to_ndarray(format="gray")[y0:y1, x0:x1]
+        dark = 100.0 * float(np.mean(luma < MOUTH_DARK_LUMA))
         if len(self._resting) < 10:
-            self._resting.append(luma)
+            self._resting.append(dark)
             return 0.0
-        if self._rest is None:
-            self._rest = np.mean(self._resting, axis=0)
-        return float(np.mean(np.abs(luma - self._rest)))
+        return dark - min(self._resting)

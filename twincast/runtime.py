@@ -216,6 +216,7 @@ class Stack:
     def _seed_twin(self, redis_url: str) -> None:
         import asyncio
 
+        from twincast_gateway.faces import get_portrait, seed_portrait_from_dir
         from twincast_reasoning.embeddings import Embedder
         from twincast_reasoning.twins import TwinRepository
         from twincast_shared.store import StateStore
@@ -224,9 +225,11 @@ class Stack:
         async def seed() -> None:
             store = StateStore.from_url(redis_url)
             try:
+                twin_dir = EXAMPLES / self._twin
+                if not await get_portrait(store, self._twin) and twin_dir.is_dir():
+                    await seed_portrait_from_dir(store, self._twin, twin_dir)
                 if await get_profile(store, self._twin) is not None:
                     return
-                twin_dir = EXAMPLES / self._twin
                 if not twin_dir.is_dir():
                     self._say(f"twin {self._twin!r} is not in the store; create it first")
                     return

@@ -1,69 +1,143 @@
-"""Which face a session shows. TEMPORARY: a plain face until the portrait renderer lands."""
+"""The face each session shows: the twin's portrait from the store, rigged once per twin."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import asyncio
+import base64
+import io
+import itertools
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
 
 import av
 import numpy as np
+from PIL import Image
+from pydantic import BaseModel, ConfigDict
 
+from twincast_gateway.avatar import (
+    DEFAULT_SIZE,
+    Animator,
+    FaceGeometry,
+    FaceRig,
+    Portrait,
+    PortraitRenderer,
+    Renderer,
+    expression_for,
+)
 from twincast_gateway.live import Face
-from twincast_shared.contract import AnimationFrame, HeadPose
-from twincast_shared.store import StateStore
+from twincast_shared.contract import AnimationFrame
+from twincast_shared.store import StateStore, key
 from twincast_shared.twins import TwinProfile
 
-SIZE = 256
+FACE_DIR = "face"
+PORTRAIT_FILE = "portrait.png"
 
 
-class _PlainFace:
-    def __init__(self) -> None:
-        self._visemes: list[tuple[str, float, float]] = []
-        self._base = np.full((SIZE * 3 // 2, SIZE), 128, dtype=np.uint8)
-        self._base[:SIZE] = 90
+class NoPortrait(LookupError):
+    """A twin without a face; `twincast twin face <twin> <photo>` gives it one."""
+
+
+class StoredPortrait(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    png_b64: str
+    geometry: str
+
+
+def _portrait_key(twin: str) -> str:
+    return key("twin", twin, "portrait")
+
+
+async def put_portrait(store: StateStore, twin: str, portrait: Portrait) -> None:
+    png = io.BytesIO()
+    Image.fromarray(np.asarray(portrait.image)).save(png, format="PNG", optimize=True)
+    stored = StoredPortrait(
+        png_b64=base64.b64encode(png.getvalue()).decode(), geometry=portrait.geometry.to_json()
+    )
+    await store.put(_portrait_key(twin), stored)
+
+
+async def get_portrait(store: StateStore, twin: str) -> Portrait | None:
+    stored = await store.get(_portrait_key(twin), StoredPortrait)
+    if stored is None:
+        return None
+    with Image.open(io.BytesIO(base64.b64decode(stored.png_b64))) as image:
+        rgb = np.asarray(image.convert("RGB"), dtype=np.uint8)
+    return Portrait(image=rgb, geometry=FaceGeometry.from_json(stored.geometry))
+
+
+async def seed_portrait_from_dir(store: StateStore, twin: str, twin_dir: Path) -> bool:
+    """A twin folder's `face/portrait.png` (with its geometry beside it) into the store."""
+    path = twin_dir / FACE_DIR / PORTRAIT_FILE
+    if not path.exists():
+        return False
+    await put_portrait(store, twin, Portrait.load(path))
+    return True
+
+
+class PortraitFace:
+    """A session's face: its own animator (blinks, moods, speech) over the twin's shared rig."""
+
+    def __init__(self, *, renderer: Renderer, seed: int) -> None:
+        self._renderer = renderer
+        self._animator = Animator(seed=seed)
 
     def speak(self, visemes: Sequence[tuple[str, float, float]], *, start_s: float) -> None:
-        self._visemes += [(v, start_s + a, start_s + b) for v, a, b in visemes]
+        self._animator.speak(visemes, start_s)
 
     def flush(self, at_s: float) -> None:
-        self._visemes = [v for v in self._visemes if v[2] <= at_s]
+        self._animator.flush(at_s)
 
     def set_mood(self, *, label: str, valence: float, arousal: float) -> None:
-        pass
+        self._animator.set_mood(expression_for(label, valence, arousal), valence, arousal)
 
     def set_energy(self, energy: float) -> None:
-        pass
+        self._animator.set_energy(energy)
 
     def frame(self, t: float, pts: int) -> tuple[av.VideoFrame, AnimationFrame]:
-        viseme = next((v for v, a, b in self._visemes if a <= t < b), "sil")
-        opening = 0.0 if viseme in ("sil", "PP") else 0.8
-        img = self._base.copy()
-        img[: SIZE // 8, int(t * 25) % SIZE] = 200
-        h = int(opening * 30)
-        img[170 : 172 + h, 100:156] = 20
-        frame = av.VideoFrame.from_ndarray(img, format="yuv420p")
-        animation = AnimationFrame(
-            session_id="x",
-            t_ms=t * 1000,
-            speaker="twin" if opening else "none",
-            viseme=viseme,
-            mouth_open=opening,
-            expression="neutral",
-            expression_weight=0.0,
-            blink=0.0,
-            head=HeadPose(),
-            energy=0.5,
-        )
-        return frame, animation
+        state = self._animator.state(t)
+        return self._renderer.render(state, pts), state.to_animation_frame(session_id="pending")
 
 
-def portrait_face_factory(
-    store: StateStore, *, fps: int
-) -> Callable[[TwinProfile], Awaitable[Face]]:
-    async def make(profile: TwinProfile) -> Face:
-        return _PlainFace()
+class PortraitFaces:
+    """Makes each session's face; rigs are built once per twin (seconds of CPU, off the event
+    loop) and shared by every session of that twin."""
 
-    return make
+    def __init__(self, store: StateStore, *, size: int | None = None) -> None:
+        self._store = store
+        self._size = size
+        self._rigs: dict[str, asyncio.Task[FaceRig]] = {}
+        self._made = itertools.count()
+
+    def preload(self, twin: str) -> asyncio.Task[FaceRig]:
+        task = self._rigs.get(twin)
+        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
+            task = self._rigs[twin] = asyncio.ensure_future(self._build(twin))
+        return task
+
+    async def __call__(self, profile: TwinProfile) -> Face:
+        rig = await asyncio.shield(self.preload(profile.id))
+        seed = zlib.crc32(profile.id.encode()) + next(self._made)
+        return PortraitFace(renderer=PortraitRenderer(rig=rig), seed=seed)
+
+    async def close(self) -> None:
+        for task in self._rigs.values():
+            task.cancel()
+        await asyncio.gather(*self._rigs.values(), return_exceptions=True)
+        self._rigs.clear()
+
+    async def _build(self, twin: str) -> FaceRig:
+        portrait = await get_portrait(self._store, twin)
+        if portrait is None:
+            raise NoPortrait(f"twin {twin!r} has no portrait: twincast twin face {twin} PHOTO")
+        size = self._size or DEFAULT_SIZE
+        return await asyncio.to_thread(FaceRig.build, portrait, size=size, warm=True)
 
 
-def mouth_box_for(twin: str) -> tuple[int, int, int, int] | None:
-    return (100, 168, 156, 204)
+def mouth_box_for(twin_dir: Path, *, size: int | None = None) -> tuple[int, int, int, int]:
+    """Where the mouth is in the video frames of a twin whose face is in `twin_dir`."""
+    portrait = Portrait.load(twin_dir / FACE_DIR / PORTRAIT_FILE)
+    rig = FaceRig.build(portrait, size=size or DEFAULT_SIZE)
+    rect, margin = rig.mouth.rect, 8
+    return rect.x0 - margin, rect.y0 - margin, rect.x1 + margin, rect.y1 + margin

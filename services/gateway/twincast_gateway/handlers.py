@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from twincast_gateway.faces import NoPortrait, PortraitFaces
 from twincast_gateway.ice import configure_ice, rtc_configuration
 from twincast_gateway.live import Face, LiveSession, PeerRole, SignallingError
 from twincast_gateway.settings import GatewaySettings
@@ -54,6 +55,7 @@ class GatewayService(BaseService):
         self._ctx = ctx
         self._settings = ctx.settings
         self._face_factory = face_factory
+        self._faces: PortraitFaces | None = None
         self._signer: TokenSigner | None = None
         self.sessions: dict[str, LiveSession] = {}
         self._rtc = rtc_configuration(ctx.settings.ice_servers)
@@ -97,13 +99,15 @@ class GatewayService(BaseService):
         self._signer = TokenSigner(secret=secret)
         configure_ice(addresses=settings.ice_addresses, mdns=settings.ice_mdns)
         if self._face_factory is None:
-            from twincast_gateway.faces import portrait_face_factory
-
-            self._face_factory = portrait_face_factory(self._ctx.store, fps=settings.fps)
+            faces = PortraitFaces(self._ctx.store)
+            faces.preload(settings.twin)
+            self._face_factory = self._faces = faces
 
     async def close(self) -> None:
         sessions, self.sessions = list(self.sessions.values()), {}
         await asyncio.gather(*(session.close() for session in sessions))
+        if self._faces is not None:
+            await self._faces.close()
 
     def routes(self) -> Iterable[web.RouteDef]:
         return (
@@ -272,6 +276,10 @@ class GatewayService(BaseService):
         if profile is None:
             raise _error(web.HTTPNotFound, f"no twin {claims.twin!r} here")
         assert self._face_factory is not None
+        try:
+            face = await self._face_factory(profile)
+        except NoPortrait as error:
+            raise _error(web.HTTPConflict, str(error)) from None
         info = SessionInfo(
             session_id=uuid.uuid4().hex,
             twin_id=claims.twin,
@@ -281,7 +289,7 @@ class GatewayService(BaseService):
         await open_session(self._ctx.store, info)
         session = LiveSession(
             info=info,
-            face=await self._face_factory(profile),
+            face=face,
             fps=self._settings.fps,
             rtc=self._rtc,
             publish_audio=lambda chunk: self._ctx.bus.publish_audio(
