@@ -45,7 +45,7 @@ _by_receiver: dict[int, _Arrivals] = {}
 def _patch_decoders() -> None:
     import aiortc.rtcrtpreceiver as receiver
 
-    original = receiver.get_decoder
+    original = getattr(receiver, "get_decoder")  # noqa: B009  (not re-exported, patched below)
 
     def get_decoder(codec: Any) -> Any:
         if codec.mimeType.lower().startswith("video/"):
@@ -54,7 +54,7 @@ def _patch_decoders() -> None:
             return _CountingDecoder(arrivals)
         return original(codec)
 
-    receiver.get_decoder = get_decoder
+    setattr(receiver, "get_decoder", get_decoder)  # noqa: B010
 
 
 async def _viewer(http: aiohttp.ClientSession, url: str, token: str) -> RTCPeerConnection:
