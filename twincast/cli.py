@@ -16,6 +16,7 @@ import click
 from pydantic import ValidationError
 
 from twincast.cli_brain import ask_twin, people
+from twincast.cli_face import face
 from twincast.cli_live import bench_e2e, bench_sessions, demo, link, print_link
 from twincast.cli_twin import twin
 from twincast.runtime import Stack, StackError, private_stack, read_run_file
@@ -244,6 +245,7 @@ def bench_twin(runs: int, chunks: int, as_json: bool) -> None:
 
 
 twin.add_command(ask_twin)
+twin.add_command(face)
 twin.add_command(people)
 main.add_command(twin)
 main.add_command(demo)
