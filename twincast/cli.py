@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from twincast.cli_brain import ask_twin, people
 from twincast.cli_face import face
-from twincast.cli_live import bench_e2e, bench_sessions, demo, link, print_link
+from twincast.cli_live import bench_e2e, bench_render, bench_sessions, demo, link, print_link
 from twincast.cli_twin import twin
 from twincast.runtime import Stack, StackError, private_stack, read_run_file
 from twincast.services import SERVICES
@@ -252,3 +252,4 @@ main.add_command(demo)
 main.add_command(link)
 bench.add_command(bench_sessions)
 bench.add_command(bench_e2e)
+bench.add_command(bench_render)

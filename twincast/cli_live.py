@@ -153,3 +153,14 @@ def bench_e2e(turns: int, as_json: bool) -> None:
     from bench.e2e import run
 
     click.echo(json.dumps(run(turns=turns), indent=None if as_json else 2))
+
+
+@click.command("render")
+@click.option("--seconds", type=float, default=10.0, show_default=True, help="video per run")
+@click.option("--runs", type=int, default=3, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="JSON only (the default output is JSON too)")
+def bench_render(seconds: float, runs: int, as_json: bool) -> None:
+    """CPU per avatar frame: animation, portrait rendering and VP8 encoding."""
+    from bench.render import run
+
+    click.echo(json.dumps(run(seconds=seconds, runs=runs), indent=None if as_json else 2))
