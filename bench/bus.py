@@ -40,6 +40,7 @@ from twincast.runtime import free_port, nats_server_bin, terminate
 from twincast_shared.bus import Bus, make_broker
 from twincast_shared.contract import ReplyChunk
 from twincast_shared.contract import subjects as s
+from twincast_shared.heap import settle
 from twincast_shared.logging import setup_logging
 from twincast_shared.settings import CommonSettings
 from twincast_shared.telemetry import make_tracer_provider
@@ -127,6 +128,7 @@ async def receive(
         return str(len(seqs)).encode()
 
     await broker.start()
+    settle()
     try:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(finished.wait(), timeout=timeout_s)

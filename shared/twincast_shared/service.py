@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from twincast_shared.bus import Bus, ensure_streams, make_broker
 from twincast_shared.contract import subjects as s
 from twincast_shared.health import HttpServer
+from twincast_shared.heap import settle
 from twincast_shared.logging import setup_logging
 from twincast_shared.settings import ServiceSettings
 from twincast_shared.store import StateStore
@@ -116,6 +117,7 @@ async def serve(
         stack.push_async_callback(service.close)
         await broker.start()
         stack.push_async_callback(broker.stop)
+        settle()
         running.ready = True
         log.info("%s ready (health %s)", spec.name, http.url)
         try:
