@@ -32,6 +32,7 @@ from twincast_shared.twins import TwinProfile
 
 FACE_DIR = "face"
 PORTRAIT_FILE = "portrait.png"
+REPLY_EXPRESSION_WEIGHT = 0.6
 
 
 class NoPortrait(LookupError):
@@ -94,6 +95,10 @@ class PortraitFace:
 
     def set_energy(self, energy: float) -> None:
         self._animator.set_energy(energy)
+
+    def express(self, expression: str) -> None:
+        """The reply's own expression, which the reasoning chose for what it says."""
+        self._animator.set_expression(expression, REPLY_EXPRESSION_WEIGHT)
 
     def frame(self, t: float, pts: int) -> tuple[av.VideoFrame, AnimationFrame]:
         state = self._animator.state(t)

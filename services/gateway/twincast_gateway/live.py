@@ -56,6 +56,7 @@ class Face(Protocol):
     def flush(self, at_s: float) -> None: ...
     def set_mood(self, *, label: str, valence: float, arousal: float) -> None: ...
     def set_energy(self, energy: float) -> None: ...
+    def express(self, expression: str) -> None: ...
     def frame(self, t: float, pts: int) -> tuple[av.VideoFrame, AnimationFrame]: ...
 
 
@@ -229,6 +230,8 @@ class LiveSession:
         if chunk.reply_id in self._cancelled:
             return
         self._replies.add(chunk.reply_id)
+        if chunk.seq == 0:
+            self._face.express(chunk.expression)
         self._broadcast(
             {
                 "type": "reply",
