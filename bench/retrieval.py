@@ -33,7 +33,7 @@ from typing import Any, Final
 import numpy as np
 
 from twincast.runtime import EXAMPLES, free_port, terminate, valkey_server_bin
-from twincast_reasoning.corpus import Passage, load_corpus, load_profile
+from twincast_reasoning.corpus import Passage, embedding_text, load_corpus, load_profile
 from twincast_reasoning.embeddings import DIM, Embedder
 from twincast_reasoning.engine import SCOPES_HEARD
 from twincast_reasoning.index import TwinIndexCache
@@ -153,7 +153,7 @@ async def _fill(
     for passage in sample:
         by_source.setdefault(passage.source_id, []).append(passage)
     for source_id, items in by_source.items():
-        vectors = embedder.embed([p.text for p in items])
+        vectors = embedder.embed([embedding_text(p) for p in items])
         await repo.put_source(TWIN, _record(source_id, items, items[0].scope), items, vectors)
     writer = _Writer(" ".join(p.text for p in sample), rng)
     scopes: list[Scope] = list(SCOPE_SHARES)

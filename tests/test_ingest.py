@@ -16,7 +16,7 @@ from pypdf.generic import ContentStream, DecodedStreamObject, DictionaryObject, 
 
 from tests.conftest import run_twincast
 from twincast.runtime import EXAMPLES
-from twincast_reasoning.corpus import CorpusError
+from twincast_reasoning.corpus import EMBEDDING_FORMAT, CorpusError, embedding_text
 from twincast_reasoning.embeddings import Embedder
 from twincast_reasoning.ingest import IngestResult, ingest
 from twincast_reasoning.sources import (
@@ -431,6 +431,30 @@ async def test_ingest_fills_in_a_twin_made_by_create_from_dir(
     assert result.embedded == result.passages
     for source_id in await repo.sources(twin):
         assert np.all(np.linalg.norm(await repo.source_vectors(twin, source_id), axis=1) > 0.99)
+
+
+async def test_vectors_made_another_way_are_made_again(
+    store: StateStore, embedder: Embedder, corpus: Path
+) -> None:
+    """A passage keeps its vector across a re-index only when the vector was made the way
+    vectors are made now (heading and text, EMBEDDING_FORMAT)."""
+    repo = TwinRepository(store)
+    twin = twin_id()
+    await ingest(repo, embedder, twin, corpus)
+    source = "notes/public-bees.md"
+    record = (await repo.sources(twin))[source]
+    assert record.embedding == EMBEDDING_FORMAT
+    passages = await repo.source_passages(twin, source)
+    vectors = await repo.source_vectors(twin, source)
+    assert np.allclose(vectors, embedder.embed([embedding_text(p) for p in passages]), atol=1e-5)
+    # As a store written before headings went into the vectors would hold it.
+    await repo.put_source(twin, record.model_copy(update={"embedding": ""}), passages, vectors)
+    bees = corpus / source
+    bees.write_text(bees.read_text().replace("thirty of them", "forty-one of them"))
+    again = await ingest(repo, embedder, twin, corpus)
+    assert again.updated == [source]
+    assert again.embedded == len(passages), "no old vector is reused"
+    assert (await repo.sources(twin))[source].embedding == EMBEDDING_FORMAT
 
 
 async def test_a_manifest_edit_reindexes_the_files_it_covers(

@@ -31,6 +31,25 @@ class Passage(BaseModel):
     location: str | None = None
 
 
+def heading(passage: Passage) -> str:
+    """Where the passage stands: its source's title, and its section when that says more."""
+    section = passage.section
+    if section and section.strip().lower() != passage.title.strip().lower():
+        return f"{passage.title}, {section}"
+    return passage.title
+
+
+# Names what `embedding_text` makes; a stored vector made another way is not reused.
+EMBEDDING_FORMAT = "heading. text/1"
+
+
+def embedding_text(passage: Passage) -> str:
+    """What a passage's vector is made of: the text under its heading, so that a paragraph
+    that never names its topic ("Keep a field notebook…" under "Advice for students") is
+    still found by it."""
+    return f"{heading(passage)}. {passage.text}"
+
+
 class CorpusError(InputError):
     pass
 

@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from twincast_reasoning.corpus import Passage
+from twincast_reasoning.corpus import Passage, heading
 from twincast_shared.contract import Citation
 from twincast_shared.contract.events import Scope
 from twincast_shared.twins import TwinProfile
@@ -34,7 +34,7 @@ STOPWORDS = frozenset(
     theirs them themselves then there these they this those through to too under until up
     very was we were what when where which while who whom why will with would you your
     yours yourself yourselves tell say said says think thinks know like really please
-    could would dr i'm you're it's what's don't does
+    could would dr i'm you're it's what's don't does much many
     """.split()  # noqa: SIM905
 )
 
@@ -81,7 +81,7 @@ class KeywordIndex:
         """`ignore`: words that say nothing about a topic here, such as the owner's name."""
         self._ignore = frozenset(terms(" ".join(ignore)))
         self._passages = list(passages)
-        self._tf = [Counter(terms(p.text + " " + p.title)) for p in self._passages]
+        self._tf = [Counter(terms(p.text + " " + heading(p))) for p in self._passages]
         self._len = [sum(tf.values()) for tf in self._tf]
         self._avg = (sum(self._len) / len(self._len)) if self._len else 1.0
         df: Counter[str] = Counter()

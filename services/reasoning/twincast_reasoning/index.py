@@ -23,7 +23,7 @@ from typing import Final, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from twincast_reasoning.corpus import Passage
+from twincast_reasoning.corpus import Passage, heading
 from twincast_reasoning.embeddings import DIM
 from twincast_reasoning.engine import _WORD, SCOPES_HEARD, Hit, terms
 from twincast_reasoning.twins import SourceRecord, TwinRepository
@@ -136,14 +136,15 @@ def _analyse(
         np.divide(matrix, norms, out=matrix, where=norms > 0)
     elif vectors.size:
         record = None
-    title_ids: dict[str, list[int]] = {}
+    heading_ids: dict[str, list[int]] = {}
     ids: list[int] = []
     token_doc: list[int] = []
     for i, passage in enumerate(passages):
         found = vocabulary.term_ids(passage.text)
-        if passage.title not in title_ids:
-            title_ids[passage.title] = vocabulary.term_ids(passage.title)
-        found += title_ids[passage.title]
+        head = heading(passage)
+        if head not in heading_ids:
+            heading_ids[head] = vocabulary.term_ids(head)
+        found += heading_ids[head]
         ids.extend(found)
         token_doc.extend([i] * len(found))
     doc = np.array(token_doc, dtype=np.int64)

@@ -26,7 +26,7 @@ from typing import Protocol
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from twincast_reasoning.corpus import CorpusError
+from twincast_reasoning.corpus import EMBEDDING_FORMAT, CorpusError, embedding_text
 from twincast_reasoning.sources import (
     MANIFEST,
     MAX_SOURCE_BYTES,
@@ -47,7 +47,7 @@ Progress = Callable[[int, int, str], None]
 """Called after each file: (files done, files in this run, the file's path)."""
 
 IGNORED_AT_ROOT = frozenset({MANIFEST, "twin.toml"})
-INGEST_FORMAT = b"twincast-ingest/1"
+INGEST_FORMAT = b"twincast-ingest/2"
 POST_MARK = "#"
 
 
@@ -240,7 +240,9 @@ async def _apply(
             reason, _, detail = problem.reason.partition(": ")
             result.skipped.append(Skipped(path=problem.path, reason=reason, detail=detail))
         for source in loaded.parsed.sources:
-            vectors, fresh = await _vectors(repo, embedder, twin_id, source)
+            old = before.get(source.source_id)
+            reuse = old is not None and old.embedding == EMBEDDING_FORMAT
+            vectors, fresh = await _vectors(repo, embedder, twin_id, source, reuse=reuse)
             record = SourceRecord(
                 source_id=source.source_id,
                 title=source.title,
@@ -250,6 +252,7 @@ async def _apply(
                 sha256=loaded.sha,
                 size=loaded.size,
                 passages=len(source.passages),
+                embedding=EMBEDDING_FORMAT,
             )
             await repo.put_source(twin_id, record, source.passages, vectors)
             written.add(source.source_id)
@@ -266,17 +269,20 @@ async def _apply(
 
 
 async def _vectors(
-    repo: TwinRepository, embedder: Embeds, twin_id: str, source: ParsedSource
+    repo: TwinRepository, embedder: Embeds, twin_id: str, source: ParsedSource, *, reuse: bool
 ) -> tuple[np.ndarray, int]:
-    """The source's vectors, reusing those of passages whose text it already had."""
+    """The source's vectors, reusing those of passages it already had under the same heading
+    with the same text, when they were made the way they are made now (`reuse`)."""
     source_id = source.source_id
-    texts = [p.text for p in source.passages]
-    old = await repo.source_passages(twin_id, source_id)
+    texts = [embedding_text(p) for p in source.passages]
+    old = await repo.source_passages(twin_id, source_id) if reuse else []
     known: dict[str, np.ndarray] = {}
     if old:
         old_vectors = await repo.source_vectors(twin_id, source_id)
         if len(old_vectors) == len(old) and np.any(old_vectors):
-            known = {p.text: v for p, v in zip(old, old_vectors, strict=True) if np.any(v)}
+            known = {
+                embedding_text(p): v for p, v in zip(old, old_vectors, strict=True) if np.any(v)
+            }
     missing = sorted({t for t in texts if t not in known})
     if missing:
         fresh = await asyncio.to_thread(embedder.embed, missing)

@@ -18,7 +18,14 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from twincast_reasoning.corpus import Passage, SkippedFile, load_corpus, load_profile
+from twincast_reasoning.corpus import (
+    EMBEDDING_FORMAT,
+    Passage,
+    SkippedFile,
+    embedding_text,
+    load_corpus,
+    load_profile,
+)
 from twincast_reasoning.embeddings import DIM, Embedder
 from twincast_shared.contract.events import Scope
 from twincast_shared.store import StateStore, key
@@ -38,6 +45,8 @@ class SourceRecord(BaseModel):
     sha256: str
     size: int
     passages: int
+    # How the vectors were made (corpus.EMBEDDING_FORMAT); "" for zero or older vectors.
+    embedding: str = ""
     ingested_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -139,9 +148,10 @@ class TwinRepository:
                     sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
                     size=path.stat().st_size,
                     passages=len(items),
+                    embedding=EMBEDDING_FORMAT if embedder is not None else "",
                 ),
                 items,
-                embedder.embed([p.text for p in items])
+                embedder.embed([embedding_text(p) for p in items])
                 if embedder is not None
                 else np.zeros((len(items), DIM), dtype=np.float32),
             )
