@@ -5,8 +5,15 @@ from pathlib import Path
 import pytest
 
 from twincast.runtime import EXAMPLES
-from twincast_reasoning.corpus import CorpusError, load_corpus, load_profile, parse_markdown
-from twincast_reasoning.engine import ExtractiveComposer, KeywordIndex
+from twincast_reasoning.corpus import (
+    CorpusError,
+    Passage,
+    embedding_text,
+    load_corpus,
+    load_profile,
+    parse_markdown,
+)
+from twincast_reasoning.engine import ExtractiveComposer, Hit, KeywordIndex, sentences
 
 TWIN = EXAMPLES / "juniper"
 
@@ -66,6 +73,77 @@ def test_composer_defers_when_nothing_supports_an_answer(index: KeywordIndex) ->
     assert answer.citations == ()
     assert answer.sentences[0].startswith("Hi, I'm Juniper Hale's AI twin.")
     assert any("pass your question to Juniper" in s for s in answer.sentences)
+
+
+def test_an_answer_is_a_run_of_the_owners_sentences_within_the_word_budget(
+    index: KeywordIndex,
+) -> None:
+    profile = load_profile(TWIN)
+    composer = ExtractiveComposer(max_words=40)
+    for question in (
+        "What is a pan trap?",
+        "How can I make my garden lighting better for moths?",
+        "Why do rooftop bees need weeds?",
+    ):
+        answer = composer.compose(
+            profile=profile,
+            question=question,
+            hits=index.search(question, scope="public"),
+            first_turn=False,
+        )
+        assert not answer.deferred
+        assert answer.sentences == answer.body
+        assert len(answer.citations) == len(answer.used) >= 1
+        said = " ".join(answer.body)
+        assert len(said.split()) <= 40 or len(answer.body) == 1
+        # Each passage's part is said as the owner wrote it: consecutive sentences, in order.
+        rest = list(answer.body)
+        for passage in answer.used:
+            own = sentences(passage.text)
+            start = own.index(rest[0])
+            part = own[start : start + len([x for x in rest if x in own])]
+            assert rest[: len(part)] == part
+            rest = rest[len(part) :]
+        assert rest == []
+
+
+def _passage(paragraph: int, text: str, source_id: str = "notes.md") -> Passage:
+    return Passage(
+        source_id=source_id,
+        title="Notes",
+        date=None,
+        origin=None,
+        scope="public",
+        section=None,
+        paragraph=paragraph,
+        text=text,
+    )
+
+
+def test_a_second_supporting_passage_adds_its_run_in_the_sources_order() -> None:
+    profile = load_profile(TWIN)
+    later = _passage(3, "Wrens nest in ivy. Wrens sing loudly in spring.")
+    earlier = _passage(1, "I count wrens every May. The wrens on my street nest in the ivy.")
+    hits = [Hit(later, 2.0, 1.0), Hit(earlier, 1.0, 1.0)]
+    answer = ExtractiveComposer(max_words=60).compose(
+        profile=profile, question="Where do wrens nest?", hits=hits, first_turn=False
+    )
+    assert answer.used == (earlier, later)
+    assert answer.body == (*sentences(earlier.text), *sentences(later.text))
+    alone = ExtractiveComposer(max_words=10).compose(
+        profile=profile, question="Where do wrens nest?", hits=hits, first_turn=False
+    )
+    assert len(alone.used) == 1, "no words left for a second passage"
+    assert len(" ".join(alone.body).split()) <= 10
+
+
+def test_a_paragraph_is_found_by_its_section_heading(index: KeywordIndex) -> None:
+    hits = index.search("What is your advice for students?", scope="public", k=2)
+    assert {h.passage.section for h in hits} == {"Advice for students"}
+    top = next(h for h in hits if "field notebook" in h.passage.text)
+    assert embedding_text(top.passage).startswith(
+        "About me and questions people ask, Advice for students. "
+    )
 
 
 def test_bad_corpus_files_are_reported_and_the_rest_loads(tmp_path: Path) -> None:

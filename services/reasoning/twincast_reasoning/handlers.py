@@ -52,6 +52,7 @@ class ReasoningService(BaseService):
         self._extractive = ExtractiveComposer(
             min_coverage=settings.reasoning_min_coverage,
             max_sentences=settings.reasoning_max_sentences,
+            max_words=settings.reasoning_max_words,
             min_similarity=settings.reasoning_min_similarity,
             scorer=self._similarity,
         )

@@ -13,7 +13,10 @@ class ReasoningSettings(ServiceSettings):
     reasoning_min_coverage: float = Field(
         default=0.5, gt=0, le=1, description="share of the question's key terms a passage must hold"
     )
-    reasoning_max_sentences: int = Field(default=3, ge=1, le=8)
+    reasoning_max_words: int = Field(
+        default=60, ge=10, le=300, description="how long an extractive answer may be, in words"
+    )
+    reasoning_max_sentences: int = Field(default=6, ge=1, le=12)
     reasoning_min_similarity: float = Field(
         default=0.6, gt=0, le=1, description="or this cosine similarity with some of the key terms"
     )
