@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,10 +14,17 @@ from aiohttp import web
 from tests.conftest import _server
 from twincast.client import ask
 from twincast.runtime import EXAMPLES, free_port, nats_server_bin
-from twincast_reasoning.composers import ComposeRequest, OpenAICompatible, supported
-from twincast_reasoning.corpus import load_corpus, load_profile
-from twincast_reasoning.engine import ExtractiveComposer, KeywordIndex
+from twincast_reasoning.composers import (
+    ComposeRequest,
+    LocalLlama,
+    OpenAICompatible,
+    supported,
+)
+from twincast_reasoning.corpus import embedding_text, load_corpus, load_profile
+from twincast_reasoning.embeddings import Embedder, SentenceSimilarity
+from twincast_reasoning.engine import ExtractiveComposer, sentences
 from twincast_reasoning.handlers import SPEC as REASONING
+from twincast_reasoning.index import HybridIndex, RetrievalHit
 from twincast_reasoning.settings import ReasoningSettings
 from twincast_shared.service import serve
 from twincast_shared.settings import CommonSettings
@@ -63,14 +71,45 @@ def test_support_needs_most_content_words_in_one_passage() -> None:
     assert not supported("", [passage])
 
 
-async def test_openai_composer_drops_unsupported_sentences(fake_llm: tuple[str, FakeLLM]) -> None:
+def test_support_needs_every_number_it_says() -> None:
+    passage = "The planted green roof next door stayed at 34 degrees Celsius."
+    assert supported("The green roof next door stayed at 34 degrees.", [passage])
+    assert not supported("The green roof next door stayed at 24 degrees.", [passage])
+
+
+class Sample:
+    """The sample twin as the reasoning service sees it: hybrid index, sentence scorer."""
+
+    def __init__(self) -> None:
+        twin = EXAMPLES / "juniper"
+        self.profile = load_profile(twin)
+        passages, _ = load_corpus(twin / "corpus")
+        self.embedder = Embedder()
+        self.index = HybridIndex.from_passages(
+            passages,
+            self.embedder.embed([embedding_text(p) for p in passages]),
+            ignore=(self.profile.display_name, self.profile.owner_first_name),
+        )
+        self.extractive = ExtractiveComposer(scorer=SentenceSimilarity(self.embedder))
+
+    def hits(self, question: str) -> list[RetrievalHit]:
+        return self.index.search(question, self.embedder.embed_one(question), scope="public")
+
+
+@pytest.fixture(scope="module")
+def sample() -> Sample:
+    return Sample()
+
+
+async def test_openai_composer_drops_unsupported_sentences(
+    fake_llm: tuple[str, FakeLLM], sample: Sample
+) -> None:
     url, fake = fake_llm
     twin = EXAMPLES / "juniper"
-    passages, _ = load_corpus(twin / "corpus")
-    hits = KeywordIndex(passages, ignore=("Juniper Hale",)).search(QUESTION, scope="public")
+    hits = sample.hits(QUESTION)
     async with aiohttp.ClientSession() as session:
         composer = OpenAICompatible(
-            ExtractiveComposer(), base_url=url, model="test", api_key="k", session=session
+            sample.extractive, base_url=url, model="test", api_key="k", session=session
         )
         answer = await composer.compose(
             ComposeRequest(
@@ -80,9 +119,10 @@ async def test_openai_composer_drops_unsupported_sentences(fake_llm: tuple[str, 
     assert answer.sentences == (SUPPORTED,)
     assert answer.dropped == 1
     assert answer.citations
-    system = fake.requests[0]["messages"][0]["content"]  # type: ignore[index]
-    assert "ONLY the facts in the passages" in system
-    assert "5,214" in system
+    system, user = (m["content"] for m in fake.requests[0]["messages"])  # type: ignore[attr-defined]
+    assert "Add nothing that is not in the notes" in system
+    assert QUESTION in user
+    assert "5,214" in user, "the notes are the owner's sentences the answer rests on"
 
 
 async def test_openai_composer_over_the_bus(
@@ -119,3 +159,78 @@ def test_openai_composer_needs_an_endpoint() -> None:
     with pytest.raises(ValueError, match="OPENAI_BASE_URL"):
         ReasoningSettings(reasoning_composer="openai")
     assert json.dumps(ReasoningSettings().model_dump(mode="json"))
+
+
+LLAMA = importlib.util.find_spec("llama_cpp") is not None
+needs_llama = pytest.mark.skipif(
+    not LLAMA,
+    reason="llama-cpp-python is not installed: uv sync --extra llama (it compiles llama.cpp)",
+)
+LLAMA_QUESTIONS = (
+    ("How many moth species did the Night Shift project record?", "148 species"),
+    ("How much hotter does a black roof get than a green roof?", "71 degrees"),
+)
+
+
+@needs_llama
+async def test_llama_composer_rephrases_and_keeps_only_supported_sentences(
+    sample: Sample,
+) -> None:
+    """The real SmolLM2 model: what it writes is checked sentence by sentence against the
+    passages the answer rests on, and the citations are those of the owner's own answer."""
+    profile, extractive = sample.profile, sample.extractive
+    composer = LocalLlama(extractive, model_path=None)
+    drafts: list[str] = []
+    generate = composer.generate
+
+    async def spy(instructions: str, request: str) -> str:
+        drafts.append(await generate(instructions, request))
+        return drafts[-1]
+
+    composer.generate = spy  # type: ignore[method-assign]
+    for question, fact in LLAMA_QUESTIONS:
+        hits = sample.hits(question)
+        owner = extractive.compose(profile=profile, question=question, hits=hits, first_turn=False)
+        answer = await composer.compose(
+            ComposeRequest(profile=profile, question=question, hits=hits, first_turn=False)
+        )
+        assert not answer.deferred
+        assert answer.citations == owner.citations
+        evidence = [p.text for p in answer.used]
+        for sentence in answer.body:
+            assert supported(sentence, evidence, min_overlap=0.75), sentence
+        assert fact in " ".join(answer.body)
+    assert len(drafts) == len(LLAMA_QUESTIONS)
+    assert all(draft.strip() for draft in drafts), "the model wrote something each time"
+
+
+@needs_llama
+async def test_llama_composer_over_the_bus(
+    redis_url: str, store: StateStore, tmp_path: Path
+) -> None:
+    port = free_port()
+    argv = [str(nats_server_bin()), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(tmp_path)]
+    with _server(argv, port):
+        nats_url = f"nats://127.0.0.1:{port}"
+        settings = ReasoningSettings(
+            nats_url=nats_url, redis_url=redis_url, health_port=0, reasoning_composer="llama"
+        )
+        client = CommonSettings(nats_url=nats_url, redis_url=redis_url)
+        async with serve(REASONING, settings):
+            answered = [
+                await ask(client, text=question, speak=False) for question, _ in LLAMA_QUESTIONS
+            ]
+            deferred = await ask(client, text="Which football team do you support?", speak=False)
+    passages, _ = load_corpus(EXAMPLES / "juniper" / "corpus")
+    greeting = load_profile(EXAMPLES / "juniper").greeting
+    for result, (_, fact) in zip(answered, LLAMA_QUESTIONS, strict=True):
+        assert not result.deferred
+        assert result.citations
+        cited = {c.source_id for c in result.citations}
+        evidence = [p.text for p in passages if p.source_id in cited]
+        body = result.reply.removeprefix(greeting).strip()
+        for sentence in sentences(body):
+            assert supported(sentence, evidence, min_overlap=0.75), sentence
+        assert fact in body
+    assert deferred.deferred
+    assert not deferred.citations
