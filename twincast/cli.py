@@ -235,12 +235,17 @@ def bench_stt(runs: int, as_json: bool) -> None:
 @click.option(
     "--chunks", type=int, default=100_000, show_default=True, help="retrieval corpus size"
 )
+@click.option(
+    "--composer",
+    type=click.Choice(["extractive", "llama", "openai"]),
+    help="default: TWINCAST_REASONING_COMPOSER, else extractive",
+)
 @click.option("--json", "as_json", is_flag=True, help="JSON only (the default output is JSON too)")
-def bench_twin(runs: int, chunks: int, as_json: bool) -> None:
+def bench_twin(runs: int, chunks: int, composer: str | None, as_json: bool) -> None:
     """The sample twin's question set through reasoning, and retrieval over 100k chunks."""
     from bench.twin import run_twin_bench
 
-    result = run_twin_bench(runs=runs, retrieval_chunks=chunks)
+    result = run_twin_bench(runs=runs, retrieval_chunks=chunks, composer=composer)
     click.echo(json.dumps(result, indent=None if as_json else 2))
 
 
