@@ -40,14 +40,17 @@ def _browser_or_skip() -> None:
         pytest.skip("Chromium is not installed (apt-get install chromium)")
 
 
-def question_then_silence(tmp: Path, name: str, silence_s: float) -> Path:
-    """Chromium's fake microphone loops its file: one question, then a long pause."""
+def question_then_silence(tmp: Path, name: str, silence_s: float, lead_s: float = 3.0) -> Path:
+    """Chromium's fake microphone plays its file in a loop from the moment the page opens the
+    microphone: a pause while the call connects, one question, then a long pause."""
     with wave.open(str(SPEECH / name), "rb") as src:
         params, pcm = src.getparams(), src.readframes(src.getnframes())
     out = tmp / f"question-{name}"
     with wave.open(str(out), "wb") as dst:
         dst.setparams(params)
-        dst.writeframes(pcm + b"\x00" * int(silence_s * params.framerate) * params.sampwidth)
+        pause = b"\x00" * params.sampwidth
+        lead = pause * int(lead_s * params.framerate)
+        dst.writeframes(lead + pcm + pause * int(silence_s * params.framerate))
     return out
 
 
