@@ -8,8 +8,10 @@ viseme subjects.
 
 First audio is measured here, from publishing the first chunk to receiving the first audio
 chunk, so it includes two loopback bus hops (client -> tts, tts -> client). The service logs
-where its own share of that went (queue wait, phonemize, onnx, publish) for each reply's first
-piece; `breakdown_ms_p50` gives their medians, read back from its log.
+where its own share of that went (queue wait, phonemize, Piper's encoder, flow and decoder,
+publish) for each reply's first chunk; `breakdown_ms_p50` gives their medians, read back from
+its log. Audio comes in chunks: `stall_ms` is how long a client that starts playing at the first
+chunk would wait for later ones (0 when every chunk arrives before the audio ahead of it ends).
 """
 
 from __future__ import annotations
@@ -39,8 +41,9 @@ SILENCE_DBFS: Final = -40.0
 JSON: Final = {"content-type": "application/json"}
 PATH: Final = (
     "ReplyChunk (nats-py client) -> nats-server (loopback) -> tts process: FastStream "
-    "subscriber, pydantic, split into pieces, Piper (onnxruntime CPU) per piece -> VisemeTrack "
-    "+ PcmChunk -> nats-server -> client; first audio includes both bus hops"
+    "subscriber, pydantic, split into pieces, Piper (onnxruntime CPU) per piece in chunks -> "
+    "VisemeTrack + PcmChunk per chunk -> nats-server -> client; first audio includes both bus "
+    "hops"
 )
 _LOG_LINE: Final = re.compile(r"first audio reply=(?P<reply>\S+) (?P<stages>.*)$")
 
@@ -115,6 +118,7 @@ class Heard:
     sample_rate: int = 0
     samples: int = 0
     chunks: dict[int, int] = field(default_factory=dict)
+    arrivals: list[tuple[int, int]] = field(default_factory=list)  # (ns, samples)
     tracks: dict[int, VisemeTrack] = field(default_factory=dict)
     finished: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -126,6 +130,8 @@ class Heard:
         self.sample_rate = chunk.sample_rate
         self.samples += chunk.samples
         self.chunks[chunk.seq] = chunk.samples
+        if chunk.pcm:
+            self.arrivals.append((time.monotonic_ns(), chunk.samples))
         if chunk.last:
             self.done_ns = time.monotonic_ns()
             self.finished.set()
@@ -133,6 +139,18 @@ class Heard:
     def on_track(self, msg: nats.aio.msg.Msg) -> None:
         track = VisemeTrack.model_validate_json(msg.data)
         self.tracks[track.seq] = track
+
+    def stall_ms(self) -> float:
+        """Silence a client playing from the first chunk on would hear while waiting for the
+        next one, in total."""
+        stalled = 0.0
+        ends_ms = 0.0  # when the audio received so far has been played out
+        for at_ns, samples in self.arrivals:
+            at_ms = at_ns / 1e6
+            if ends_ms and at_ms > ends_ms:
+                stalled += at_ms - ends_ms
+            ends_ms = max(ends_ms, at_ms) + 1000 * samples / self.sample_rate
+        return stalled
 
     def covered(self) -> int:
         """Audio samples under a viseme of the track with the same (reply, seq)."""
@@ -256,6 +274,9 @@ def _summary(
         "first_audio_ms_max": _p(first_ms, 100),
         "rtf": round(float(np.median(np.divide(wall_s, audio_s))), 4),
         "viseme_coverage": round(covered / samples, 4) if samples else 0.0,
+        "stall_ms_max": _p([h.stall_ms() for h, _, _ in done.values()], 100),
+        "replies_stalled": sum(1 for h, _, _ in done.values() if h.stall_ms() > 0),
+        "chunks_per_reply_p50": _p([len(h.arrivals) for h, _, _ in done.values()], 50),
         "leading_silence_ms_p50": _p(
             [_leading_silence_ms(h.first_pcm, h.sample_rate) for h, _, _ in done.values()], 50
         ),

@@ -1,10 +1,8 @@
-"""Text to speech with Piper, with a viseme track per piece. Knows nothing of the bus."""
+"""Text to speech with Piper, in chunks, with a viseme track per chunk. Knows nothing of the bus."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -13,18 +11,28 @@ from typing import Final
 
 import numpy as np
 import onnxruntime
-from piper import PiperVoice, SynthesisConfig
+from piper import PiperVoice
 from piper.config import PiperConfig
 from piper.const import BOS, EOS, PAD
 
 from twincast_shared.contract import Viseme
 from twincast_tts.visemes import fit, track
+from twincast_tts.vits import Latent, VitsVoice
 
 LENGTH_SCALE_BOUNDS: Final = (0.85, 1.15)
 NOISE_SCALE_BOUNDS: Final = (0.4, 0.9)
 # Piper starts every sentence with 30-70 ms of near-silence; cut to this much before the onset.
 ONSET_THRESHOLD_DBFS: Final = -40.0
 ONSET_MARGIN_MS: Final = 10.0
+# Piper scales each sentence to its own peak, which needs the whole sentence before its first
+# sample (and swings loudness by 8 dB from one sentence to the next). A fixed gain instead: the
+# bundled voice's raw peaks measured 0.30-0.79 over the benchmark's replies.
+GAIN: Final = 1.25
+# The first chunk of a sentence: about 190 ms of speech (at the usual 256 samples per frame)
+# after the silence Piper puts before the first phoneme. Each later one is at most twice what
+# was sent before it: making a frame takes under a tenth of the time it plays for, so every chunk
+# is ready well before the audio ahead of it has been played, even on a busy machine.
+FIRST_CHUNK_FRAMES: Final = 16
 WARM_UP: Final = ("Ready.", "Hello, and welcome; this warms the voice up for longer pieces.")
 
 
@@ -59,9 +67,17 @@ class Delivery:
 
 @dataclass(frozen=True, slots=True)
 class Timings:
-    phonemize_ms: float
-    onnx_ms: float
-    post_ms: float
+    """Where one chunk's time went; phonemize and encoder only in the chunk that paid them."""
+
+    phonemize_ms: float = 0.0
+    encoder_ms: float = 0.0
+    flow_ms: float = 0.0
+    decoder_ms: float = 0.0
+    post_ms: float = 0.0
+
+    @property
+    def onnx_ms(self) -> float:
+        return self.encoder_ms + self.flow_ms + self.decoder_ms
 
     @property
     def total_ms(self) -> float:
@@ -70,17 +86,30 @@ class Timings:
 
 @dataclass(frozen=True, slots=True)
 class Speech:
-    """One piece of speech: PCM16 mono and the mouth shapes over exactly its samples."""
+    """One chunk of speech: PCM16 mono and the mouth shapes over exactly its samples."""
 
     pcm: bytes
     sample_rate: int
     visemes: tuple[Viseme, ...]
     timings: Timings
     trimmed_samples: int = 0
+    last: bool = True
 
     @property
     def samples(self) -> int:
         return len(self.pcm) // 2
+
+
+def chunks(
+    frames: int, first: int = FIRST_CHUNK_FRAMES, lead: int = 0
+) -> Iterator[tuple[int, int]]:
+    """Frame ranges to make one after another: the `lead` frames before the first phoneme and
+    `first` more, then each twice the speech before it; never a last one shorter than `first`."""
+    start, end = 0, lead + max(1, first)
+    while start < frames:
+        end = frames if frames - end < first else end
+        yield start, end
+        start, end = end, end + 2 * (end - lead)
 
 
 class TtsEngine:
@@ -90,88 +119,102 @@ class TtsEngine:
         else:
             self._model, self._config = voice_path, Path(f"{voice_path}.json")
         self._threads = threads
-        self._voice: PiperVoice | None = None
-        self._lock = threading.Lock()
+        self._loaded: tuple[PiperVoice, VitsVoice] | None = None
 
     @property
     def sample_rate(self) -> int:
-        return int(self._loaded().config.sample_rate)
+        return int(self._voice()[0].config.sample_rate)
 
     def load(self) -> None:
-        self._voice = _load_voice(self._model, self._config, threads=self._threads)
-        for text in WARM_UP:  # espeak's data, onnxruntime's arena and thread pool
-            self.speak(text)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = self._threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+        # Idle workers that spin hold the cores the bus (and the other services) need between
+        # pieces; measured, first audio is no slower without spinning and its tail is shorter.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        vits = VitsVoice(self._model, options)
+        config = PiperConfig.from_dict(json.loads(self._config.read_text()))
+        self._loaded = (PiperVoice(session=vits.encoder, config=config), vits)
+        for text in WARM_UP:  # espeak's data, onnxruntime's arenas and thread pool
+            for _ in self.stream(text):
+                pass
 
-    def speak(
-        self, text: str, delivery: Delivery = Delivery(), *, trim_leading: bool = False
-    ) -> Speech | None:
-        """The whole text as one piece of speech; None if there is nothing to say."""
-        voice = self._loaded()
-        d = delivery.bounded()
-        config = SynthesisConfig(length_scale=d.length_scale, noise_scale=d.noise_scale)
-        with self._lock:
+    @property
+    def vits(self) -> VitsVoice:
+        return self._voice()[1]
+
+    def stream(
+        self,
+        text: str,
+        delivery: Delivery = Delivery(),
+        *,
+        trim_leading: bool = False,
+    ) -> Iterator[Speech]:
+        """The text's speech in chunks, in order, the last one marked; nothing if there is
+        nothing to say. Each chunk is made when asked for: stop asking to stop synthesizing."""
+        voice, vits = self._voice()
+        rate, hop = voice.config.sample_rate, voice.config.hop_length
+        started = time.perf_counter()
+        sentences = self.phonemize(text)
+        phonemize_ms = 1000 * (time.perf_counter() - started)
+        for n, phonemes in enumerate(sentences):
             started = time.perf_counter()
-            sentences = [p for p in voice.phonemize(text) if p]
-            phonemized = time.perf_counter()
-            rendered = [_render(voice, phonemes, config) for phonemes in sentences]
-            synthesized = time.perf_counter()
-        if not rendered:
-            return None
-        audio = np.concatenate([a for a, _ in rendered])
-        aligned = [pair for _, alignment in rendered for pair in alignment]
-        visemes = fit(track(aligned), len(audio))
-        cut = leading_silence(audio, voice.config.sample_rate) if trim_leading else 0
-        return Speech(
-            pcm=_to_pcm16(audio[cut:]),
-            sample_rate=voice.config.sample_rate,
-            visemes=tuple(_shift(visemes, cut)),
-            timings=Timings(
-                phonemize_ms=1000 * (phonemized - started),
-                onnx_ms=1000 * (synthesized - phonemized),
-                post_ms=1000 * (time.perf_counter() - synthesized),
+            latent = self.encode(phonemes, delivery)
+            encoder_ms = 1000 * (time.perf_counter() - started)
+            aligned = (
+                list(_align(voice.config.phoneme_id_map, phonemes, latent.widths.ravel() * hop))
+                if latent.widths is not None
+                else [(" ", latent.frames * hop)]
+            )
+            visemes = track(aligned)
+            lead = aligned[0][1] // hop if aligned[0][0] == BOS else 0
+            ranges = list(chunks(latent.frames, lead=lead))
+            for i, ((start, end), part) in enumerate(
+                zip(ranges, vits.render(latent, ranges), strict=True)
+            ):
+                finishing = time.perf_counter()
+                audio = part.audio * GAIN
+                cut = leading_silence(audio, rate) if trim_leading and n == i == 0 else 0
+                window = _window(visemes, start * hop + cut, end * hop)
+                yield Speech(
+                    pcm=_to_pcm16(audio[cut:]),
+                    sample_rate=rate,
+                    visemes=tuple(fit(list(window), audio.size - cut)),
+                    timings=Timings(
+                        phonemize_ms=phonemize_ms if n == i == 0 else 0.0,
+                        encoder_ms=encoder_ms if i == 0 else 0.0,
+                        flow_ms=part.flow_ms,
+                        decoder_ms=part.decoder_ms,
+                        post_ms=1000 * (time.perf_counter() - finishing),
+                    ),
+                    trimmed_samples=cut,
+                    last=n == len(sentences) - 1 and i == len(ranges) - 1,
+                )
+
+    def encode(self, phonemes: list[str], delivery: Delivery = Delivery()) -> Latent:
+        """One phonemized sentence through the text encoder and duration predictor."""
+        voice, vits = self._voice()
+        d = delivery.bounded()
+        ids = voice.phonemes_to_ids(phonemes)
+        inputs: dict[str, np.ndarray] = {
+            "input": np.array([ids], dtype=np.int64),
+            "input_lengths": np.array([len(ids)], dtype=np.int64),
+            "scales": np.array(
+                [d.noise_scale, d.length_scale, voice.config.noise_w_scale], dtype=np.float32
             ),
-            trimmed_samples=cut,
-        )
+        }
+        if voice.config.num_speakers > 1:
+            inputs["sid"] = np.array([voice.config.default_speaker_id], dtype=np.int64)
+        return vits.encode(inputs)
 
-    def _loaded(self) -> PiperVoice:
-        if self._voice is None:
+    def phonemize(self, text: str) -> list[list[str]]:
+        return [p for p in self._voice()[0].phonemize(text) if p]
+
+    def _voice(self) -> tuple[PiperVoice, VitsVoice]:
+        if self._loaded is None:
             raise RuntimeError("voice not loaded")
-        return self._voice
-
-
-def _load_voice(model: Path, config: Path, *, threads: int) -> PiperVoice:
-    """PiperVoice.load, with session options it does not take and alignments patched in."""
-    import onnx
-    from piper.patch_voice_with_alignment import add_alignment_output
-
-    graph = onnx.load(str(model))
-    with contextlib.suppress(ValueError):  # already patched on disk
-        add_alignment_output(graph)
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
-    # Idle workers that spin hold the cores the bus (and the other services) need between
-    # pieces; measured, first audio is no slower without spinning and its tail is shorter.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = onnxruntime.InferenceSession(
-        graph.SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"]
-    )
-    return PiperVoice(session=session, config=PiperConfig.from_dict(json.loads(config.read_text())))
-
-
-def _render(
-    voice: PiperVoice, phonemes: list[str], config: SynthesisConfig
-) -> tuple[np.ndarray, list[tuple[str, int]]]:
-    """One sentence: peak-normalized float audio (as Piper does) and samples per phoneme."""
-    ids = voice.phonemes_to_ids(phonemes)
-    result = voice.phoneme_ids_to_audio(ids, config, include_alignments=True)
-    audio, id_samples = result if isinstance(result, tuple) else (result, None)
-    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
-    audio = np.zeros_like(audio) if peak < 1e-8 else audio / peak
-    if id_samples is None:
-        return audio, [(" ", len(audio))]
-    return audio, list(_align(voice.config.phoneme_id_map, phonemes, id_samples))
+        return self._loaded
 
 
 def _align(
@@ -197,10 +240,13 @@ def leading_silence(audio: np.ndarray, sample_rate: int) -> int:
     return max(0, int(loud[0]) - int(ONSET_MARGIN_MS * sample_rate / 1000))
 
 
-def _shift(visemes: Sequence[Viseme], cut: int) -> Iterator[Viseme]:
+def _window(visemes: Sequence[Viseme], start: int, end: int) -> Iterator[Viseme]:
+    """The part of a track between two samples, timed from the first of them."""
     for v in visemes:
-        if v.end > cut:
-            yield Viseme(viseme=v.viseme, start=max(0, v.start - cut), end=v.end - cut)
+        if v.end > start and v.start < end:
+            yield Viseme(
+                viseme=v.viseme, start=max(v.start, start) - start, end=min(v.end, end) - start
+            )
 
 
 def _to_pcm16(audio: np.ndarray) -> bytes:

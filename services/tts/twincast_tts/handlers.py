@@ -160,22 +160,25 @@ class TtsService(BaseService):
         closed = False
         for i, text in enumerate(pieces):
             opening = self._unheard(session, chunk.reply_id)
-            started_ns = time.monotonic_ns()
-            speech = await asyncio.to_thread(
-                self._engine.speak, text, session.delivery, trim_leading=self._trim and opening
+            speeches = self._engine.stream(
+                text, session.delivery, trim_leading=self._trim and opening
             )
-            if session.generation != generation:
-                return  # stopped while Piper was busy with this piece
-            last = chunk.final and i == len(pieces) - 1
-            if speech is None and not last:
-                continue
-            synthesized_ns = time.monotonic_ns()
-            await self._publish(session_id, session, chunk.reply_id, speech, last=last)
-            closed = last
-            if opening and speech is not None:
-                self._report_first_audio(
-                    span, chunk.reply_id, pending, speech, started_ns, synthesized_ns
-                )
+            while True:
+                started_ns = time.monotonic_ns()
+                speech = await asyncio.to_thread(next, speeches, None)
+                if session.generation != generation:
+                    return  # stopped while Piper was busy with this chunk
+                if speech is None:
+                    break
+                synthesized_ns = time.monotonic_ns()
+                last = chunk.final and i == len(pieces) - 1 and speech.last
+                await self._publish(session_id, session, chunk.reply_id, speech, last=last)
+                closed = last
+                if opening:
+                    self._report_first_audio(
+                        span, chunk.reply_id, pending, speech, started_ns, synthesized_ns
+                    )
+                    opening = False
         if chunk.final and not closed:
             await self._publish(session_id, session, chunk.reply_id, None, last=True)
 
@@ -239,6 +242,9 @@ class TtsService(BaseService):
             "first_audio_ms": (sent_ns - pending.arrived_ns) / 1e6,
             "wait_ms": (started_ns - pending.arrived_ns) / 1e6,
             "phonemize_ms": t.phonemize_ms,
+            "encoder_ms": t.encoder_ms,
+            "flow_ms": t.flow_ms,
+            "decoder_ms": t.decoder_ms,
             "onnx_ms": t.onnx_ms,
             "post_ms": t.post_ms,
             "thread_ms": (synthesized_ns - started_ns) / 1e6 - t.total_ms,
