@@ -6,6 +6,7 @@ import math
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,8 +79,17 @@ class SttEngine:
         self.vad = VadModel()
         self.transcribe(np.zeros(SAMPLE_RATE, dtype=np.int16).tobytes(), pad_s=1.0)
 
-    def transcribe(self, pcm16: bytes, *, pad_s: float | None = None) -> Transcript:
-        """Mono 16 kHz PCM16 to text. `pad_s=None` uses Whisper's full 30 s window."""
+    def transcribe(
+        self,
+        pcm16: bytes,
+        *,
+        pad_s: float | None = None,
+        abandon: Callable[[], bool] | None = None,
+    ) -> Transcript | None:
+        """Mono 16 kHz PCM16 to text. `pad_s=None` uses Whisper's full 30 s window.
+
+        `abandon` is asked between the encoder and the decoder, which take about half the time
+        each; None if it said yes."""
         if self._model is None or self._tokenizer is None:
             raise RuntimeError("model not loaded")
         audio = to_float(pcm16)[: FULL_CONTEXT_S * SAMPLE_RATE]
@@ -94,8 +104,13 @@ class SttEngine:
         features = np.ascontiguousarray(features[None], dtype=np.float32)
         tokenizer = self._tokenizer
         with self._lock:
+            encoded = self._model.model.encode(
+                ctranslate2.StorageView.from_array(features), to_cpu=False
+            )
+            if abandon is not None and abandon():
+                return None
             (result,) = self._model.model.generate(
-                ctranslate2.StorageView.from_array(features),
+                encoded,
                 [[*tokenizer.sot_sequence, tokenizer.no_timestamps]],
                 beam_size=self._beam_size,
                 max_length=int(12 + 6 * seconds),

@@ -80,11 +80,11 @@ class SttService(BaseService):
                 neg_threshold=max(0.05, settings.stt_vad_threshold - 0.15),
                 silence_ms=settings.stt_silence_ms,
                 hesitation_ms=max(settings.stt_hesitation_ms, settings.stt_silence_ms),
-                partial_every_ms=settings.stt_partial_every_ms,
             ),
             final_pad_s=settings.stt_final_pad_s,
             partial_pad_s=settings.stt_partial_pad_s,
             max_utterance_s=settings.stt_max_utterance_s,
+            partial_every_s=settings.stt_partial_every_ms / 1000,
         )
         self._scheduler = Scheduler(self._engine)
         self._claims = SessionClaims(ctx.store, service="stt")

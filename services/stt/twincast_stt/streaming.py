@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import threading
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -12,7 +14,14 @@ from uuid import uuid4
 import numpy as np
 
 from twincast_stt.engine import SAMPLE_RATE, VAD_WINDOW, StreamingVad, SttEngine, Transcript
-from twincast_stt.turns import Phase, Signal, TurnSettings, TurnTracker, sounds_unfinished
+from twincast_stt.turns import (
+    PartialPacer,
+    Phase,
+    Signal,
+    TurnSettings,
+    TurnTracker,
+    sounds_unfinished,
+)
 
 BYTES_PER_SAMPLE = 2
 
@@ -40,7 +49,8 @@ class _Job:
 class Scheduler:
     """One model, many sessions. End-of-turn transcriptions go before partial ones, and each
     session has at most one partial waiting (a newer one replaces it), so a session that talks
-    for a long time cannot starve the others.
+    for a long time cannot starve the others. A partial being transcribed when an end-of-turn
+    job comes in is given up after Whisper's encoder, so the end of a turn waits less.
     """
 
     FINAL = 0
@@ -52,6 +62,7 @@ class Scheduler:
         self._ready = asyncio.Event()
         self._order = itertools.count()
         self._worker: asyncio.Task[None] | None = None
+        self._final_waiting = threading.Event()  # read by the transcribing thread
 
     def start(self) -> None:
         self._worker = asyncio.create_task(self._run(), name="stt:scheduler")
@@ -76,8 +87,19 @@ class Scheduler:
         priority = self.FINAL if final else self.PARTIAL
         self._jobs.append(_Job(priority, next(self._order), session, pcm, pad_s, future))
         self._jobs.sort()
+        if final:
+            self._final_waiting.set()
         self._ready.set()
         return future
+
+    def withdraw(self, future: asyncio.Future[Transcript | None]) -> bool:
+        """Cancel a job that has not started yet; False if it has (it runs to its end)."""
+        for job in self._jobs:
+            if job.future is future:
+                self._jobs.remove(job)
+                future.cancel()
+                return True
+        return False
 
     async def _run(self) -> None:
         while True:
@@ -86,10 +108,17 @@ class Scheduler:
                 self._ready.clear()
                 continue
             job = self._jobs.pop(0)
+            if not any(j.priority == self.FINAL for j in self._jobs):
+                self._final_waiting.clear()
             if job.future.done():
                 continue
             try:
-                result = await asyncio.to_thread(self._engine.transcribe, job.pcm, pad_s=job.pad_s)
+                result = await asyncio.to_thread(
+                    self._engine.transcribe,
+                    job.pcm,
+                    pad_s=job.pad_s,
+                    abandon=self._final_waiting.is_set if job.priority == self.PARTIAL else None,
+                )
             except Exception as error:
                 if not job.future.done():
                     job.future.set_exception(error)
@@ -104,6 +133,9 @@ class StreamSettings:
     final_pad_s: float | None
     partial_pad_s: float
     max_utterance_s: float
+    partial_every_s: float = 0.25
+    # Speech before the first partial: Whisper hears no word in less (measured on our recordings).
+    first_partial_s: float = 0.2
 
 
 class SessionStream:
@@ -118,6 +150,7 @@ class SessionStream:
         settings: StreamSettings,
         sink: Sink,
         spawn: Callable[[Awaitable[None]], object],
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if engine.vad is None:
             raise RuntimeError("VAD model not loaded")
@@ -126,8 +159,12 @@ class SessionStream:
         self._settings = settings
         self._sink = sink
         self._spawn = spawn
+        self._clock = clock
         self._vad = StreamingVad(engine.vad)
         self.tracker = TurnTracker(settings.turns)
+        self.pacer = PartialPacer(
+            every_s=settings.partial_every_s, min_speech_s=settings.first_partial_s
+        )
         # Audio from (speech onset - preroll) on; while idle, only the last preroll.
         self._audio = bytearray()
         self._audio_start = 0
@@ -149,6 +186,12 @@ class SessionStream:
         for prob in self._vad.feed(floats):
             for signal in self.tracker.feed(prob):
                 await self._on(signal.kind, signal.at_window)
+        if (
+            self.utterance is not None
+            and self.tracker.phase is Phase.SPEECH
+            and self.pacer.due(self._clock())
+        ):
+            self._partial(self.utterance, bytes(self._audio))
         if self.tracker.phase is Phase.IDLE:
             self._trim_to(self._samples - self._preroll)
         elif len(self._audio) >= self._max_bytes:
@@ -171,17 +214,20 @@ class SessionStream:
             onset = window * VAD_WINDOW
             self._trim_to(onset - self._preroll)
             self.utterance = uuid4().hex
+            self.pacer.restart(self._clock() - (self._samples - onset) / SAMPLE_RATE)
             await self._sink.speech_started(
                 self.session, self.utterance, 1000 * onset / SAMPLE_RATE
             )
-        elif kind is Signal.PARTIAL_DUE and self.utterance is not None:
-            self._partial(self.utterance, self._until(window))
-        elif kind is Signal.SILENCE:
+        elif kind is Signal.SILENCE and self.utterance is not None:
             self._speculative = self._scheduler.submit(
                 self.session, self._until(window), pad_s=self._settings.final_pad_s, final=True
             )
             self._speculative_until = window
+            # The words so far, whether the turn ends here or goes on: out as a partial too.
+            self._publish_partial(self.utterance, self._speculative, typical=False)
         elif kind is Signal.RESUMED:
+            if self._speculative is not None:
+                self._scheduler.withdraw(self._speculative)
             self._speculative = None
         elif kind is Signal.END_DUE and self._speculative is not None:
             result = await self._speculative
@@ -199,11 +245,27 @@ class SessionStream:
         future = self._scheduler.submit(
             self.session, pcm, pad_s=self._settings.partial_pad_s, final=False
         )
+        self._publish_partial(utterance, future, typical=True)
+
+    def _publish_partial(
+        self, utterance: str, future: asyncio.Future[Transcript | None], *, typical: bool
+    ) -> None:
+        token = self.pacer.started(self._clock())
 
         async def publish() -> None:
-            result = await future
-            if result is not None and result.text and self.utterance == utterance:
-                await self._sink.transcript(self.session, utterance, result, final=False)
+            published = False
+            try:
+                await asyncio.wait([future])
+                result = (
+                    None
+                    if future.cancelled() or future.exception() is not None
+                    else future.result()
+                )
+                if result is not None and result.text and self.utterance == utterance:
+                    published = True
+                    await self._sink.transcript(self.session, utterance, result, final=False)
+            finally:
+                self.pacer.finished(token, self._clock(), published=published, typical=typical)
 
         self._spawn(publish())
 

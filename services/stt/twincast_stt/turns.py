@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import deque
 from dataclasses import dataclass
 from enum import Enum
 
@@ -29,8 +30,6 @@ class TurnSettings(BaseModel):
     hesitation_ms: float = Field(default=800.0, ge=64, le=5000)
     preroll_ms: float = Field(default=300.0, ge=0, le=1000)
     min_speech_ms: float = Field(default=150.0, ge=0, le=2000)
-    partial_every_ms: float = Field(default=250.0, ge=100, le=5000)
-    first_partial_ms: float = Field(default=160.0, ge=32, le=5000)
 
 
 def sounds_unfinished(text: str) -> bool:
@@ -54,7 +53,6 @@ class Signal(Enum):
     STARTED = "started"
     SILENCE = "silence"
     RESUMED = "resumed"
-    PARTIAL_DUE = "partial_due"
     END_DUE = "end_due"
 
 
@@ -81,7 +79,6 @@ class TurnTracker:
         self._run = 0
         self.onset_window = 0
         self.silence_window = 0
-        self._last_partial = 0
         self.hold_ms = settings.silence_ms
 
     def _windows(self, ms: float) -> int:
@@ -97,11 +94,6 @@ class TurnTracker:
             if self._run >= s.start_windows:
                 self.phase = Phase.SPEECH
                 self.onset_window = here - self._run + 1
-                self._last_partial = (
-                    here
-                    - self._windows(s.partial_every_ms)
-                    + self._windows(min(s.first_partial_ms, s.partial_every_ms))
-                )
                 self.hold_ms = s.silence_ms
                 out.append(TurnSignal(Signal.STARTED, self.onset_window))
         elif self.phase is Phase.SPEECH:
@@ -109,9 +101,6 @@ class TurnTracker:
                 self.phase = Phase.TRAILING
                 self.silence_window = here
                 out.append(TurnSignal(Signal.SILENCE, here))
-            elif (here - self._last_partial) >= self._windows(s.partial_every_ms):
-                self._last_partial = here
-                out.append(TurnSignal(Signal.PARTIAL_DUE, here))
         elif prob >= s.threshold:
             self.phase = Phase.SPEECH
             out.append(TurnSignal(Signal.RESUMED, here))
@@ -125,3 +114,59 @@ class TurnTracker:
     def reset(self) -> None:
         self.phase = Phase.IDLE
         self._run = 0
+
+
+class PartialPacer:
+    """When to start a session's next partial transcript, on the wall clock (seconds).
+
+    The aim is a partial out every `every_s`: after the speech onset, then after each one
+    published. A transcription takes time (more as the utterance grows, and up to twice as
+    long when the machine is busy), so the next one starts that long before its deadline,
+    judged by the slowest of the recent ones with `headroom`; one at a time, and never before
+    `min_speech_s` of speech (too little for a word).
+    """
+
+    def __init__(
+        self,
+        *,
+        every_s: float,
+        min_speech_s: float,
+        recent: int = 4,
+        headroom: float = 1.2,
+        first_guess_s: float = 0.15,
+    ) -> None:
+        self.every_s = every_s
+        self.min_speech_s = min_speech_s
+        self.headroom = headroom
+        self._first_guess = first_guess_s
+        self._took: deque[float] = deque(maxlen=recent)
+        self._onset = 0.0
+        self._last_out = 0.0
+        self._running: dict[int, float] = {}
+        self._next_token = 0
+
+    def restart(self, onset: float) -> None:
+        """A new utterance whose speech began at `onset`."""
+        self._onset = self._last_out = onset
+
+    def due(self, now: float) -> bool:
+        return (
+            not self._running
+            and now - self._onset >= self.min_speech_s
+            and now + self.headroom * max(self._took, default=self._first_guess)
+            >= self._last_out + self.every_s
+        )
+
+    def started(self, now: float) -> int:
+        """A transcription of the utterance so far began; its token goes back to `finished`."""
+        self._next_token += 1
+        self._running[self._next_token] = now
+        return self._next_token
+
+    def finished(self, token: int, now: float, *, published: bool, typical: bool = True) -> None:
+        """`typical`: it ran as a partial does, so its time predicts the next one's."""
+        began = self._running.pop(token, None)
+        if began is not None and typical:
+            self._took.append(now - began)
+        if published:
+            self._last_out = max(self._last_out, now)
