@@ -164,6 +164,10 @@ def run_stt_bench(*, runs: int = 5) -> dict[str, Any]:
         },
         "partial_gap_ms_p50": _pct(gaps, 50),
         "partial_gap_ms_p95": _pct(gaps, 95),
+        "partial_gap_ms_max": _pct(gaps, 100),
+        # The first gap alone: speech onset to the first partial.
+        "first_partial_ms_p50": _pct([r["partial_gaps_ms"][0] for r in rows if r["partials"]], 50),
+        "first_partial_ms_p95": _pct([r["partial_gaps_ms"][0] for r in rows if r["partials"]], 95),
         "partials_per_turn_p50": _pct([float(r["partials"]) for r in rows], 50),
         "turns": len(rows),
         "runs": runs,
