@@ -40,3 +40,9 @@ async def get_session(store: StateStore, session_id: str) -> SessionInfo:
 async def next_turn(store: StateStore, session_id: str) -> int:
     """Counts the session's turns; the first turn is 1."""
     return await store.incr(key("session", session_id, "turns"), ttl_s=SESSION_TTL_S)
+
+
+async def peek_turn(store: StateStore, session_id: str) -> int:
+    """How many turns the session has had, without counting a new one."""
+    value = await store.redis.get(key("session", session_id, "turns"))
+    return int(value) if value is not None else 0

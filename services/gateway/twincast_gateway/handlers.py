@@ -328,8 +328,12 @@ class GatewayService(BaseService):
         return session_id in self.sessions
 
     async def _turn(self, event: TurnEvent) -> None:
-        if isinstance(event, SpeechStarted) and (session := self.sessions.get(event.session_id)):
+        if (session := self.sessions.get(event.session_id)) is None:
+            return
+        if isinstance(event, SpeechStarted):
             session.on_speech_started()
+        else:
+            session.on_speech_ended(event.utterance_id)
 
     async def _reply(self, event: ReplyChunk) -> None:
         if session := self.sessions.get(event.session_id):

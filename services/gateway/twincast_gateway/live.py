@@ -6,6 +6,7 @@ import json
 import logging
 import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -70,6 +71,14 @@ class SessionStats:
 
 
 @dataclass
+class _Held:
+    """A provisional reply, kept silent until its utterance ends."""
+
+    utterance: str
+    items: list[ReplyChunk | VisemeTrack | PcmChunk] = field(default_factory=list)
+
+
+@dataclass
 class _Peer:
     pc: RTCPeerConnection
     role: PeerRole
@@ -110,6 +119,8 @@ class LiveSession:
         self._waiting_visemes: dict[tuple[str, int], VisemeTrack] = {}
         self._replies: set[str] = set()
         self._cancelled: set[str] = set()
+        self._held: dict[str, _Held] = {}
+        self._ended: deque[str] = deque(maxlen=64)
         self._closed = False
 
     @property
@@ -229,6 +240,35 @@ class LiveSession:
     def on_reply(self, chunk: ReplyChunk) -> None:
         if chunk.reply_id in self._cancelled:
             return
+        utterance = chunk.utterance_id
+        if chunk.provisional and utterance is not None and utterance not in self._ended:
+            held = self._held.setdefault(chunk.reply_id, _Held(utterance))
+            held.items.append(chunk)
+            return
+        if not chunk.provisional and utterance is not None:
+            # The turn ended with other words than the speculative ones: that answer goes.
+            for reply_id, held in list(self._held.items()):
+                if held.utterance == utterance:
+                    del self._held[reply_id]
+                    self._cancelled.add(reply_id)
+        self._show_reply(chunk)
+
+    def on_speech_ended(self, utterance: str) -> None:
+        """The turn is over: a provisional answer to it is heard now, in the order it came."""
+        self._ended.append(utterance)
+        for reply_id, held in list(self._held.items()):
+            if held.utterance != utterance:
+                continue
+            del self._held[reply_id]
+            for item in held.items:
+                if isinstance(item, ReplyChunk):
+                    self._show_reply(item)
+                elif isinstance(item, VisemeTrack):
+                    self.on_visemes(item)
+                else:
+                    self.on_speech(item)
+
+    def _show_reply(self, chunk: ReplyChunk) -> None:
         self._replies.add(chunk.reply_id)
         if chunk.seq == 0:
             self._face.express(chunk.expression)
@@ -266,8 +306,9 @@ class LiveSession:
         now = self.clock.now()
         dropped = self.speech.flush()
         self._face.flush(now)
-        self._cancelled |= self._replies
+        self._cancelled |= self._replies | set(self._held)
         self._replies.clear()
+        self._held.clear()
         self._waiting_visemes.clear()
         self._placed.clear()
         if dropped:
@@ -276,6 +317,9 @@ class LiveSession:
 
     def on_speech(self, chunk: PcmChunk) -> None:
         if chunk.stream in self._cancelled or not chunk.pcm:
+            return
+        if (held := self._held.get(chunk.stream)) is not None:
+            held.items.append(chunk)
             return
         self._replies.add(chunk.stream)
         start = self.speech.schedule(to_output_rate(chunk.pcm, chunk.sample_rate), tag=chunk.stream)
@@ -287,6 +331,9 @@ class LiveSession:
 
     def on_visemes(self, track: VisemeTrack) -> None:
         if track.reply_id in self._cancelled:
+            return
+        if (held := self._held.get(track.reply_id)) is not None:
+            held.items.append(track)
             return
         key = (track.reply_id, track.seq)
         start = self._placed.pop(key, None)

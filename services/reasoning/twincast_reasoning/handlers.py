@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from uuid import uuid4
 
 import aiohttp
+from opentelemetry.trace import Span
 
 from twincast_reasoning.composers import (
     Composer,
@@ -32,13 +35,31 @@ from twincast_reasoning.twins import TwinRepository
 from twincast_shared.contract import GuestTextSubmitted, ReplyChunk, UtteranceTranscribed
 from twincast_shared.contract import subjects as s
 from twincast_shared.service import BaseService, ServiceContext, ServiceSpec
-from twincast_shared.sessions import SessionInfo, UnknownSession, get_session, next_turn
+from twincast_shared.sessions import (
+    SessionInfo,
+    UnknownSession,
+    get_session,
+    next_turn,
+    peek_turn,
+)
 from twincast_shared.telemetry import PII_PREFIX
 from twincast_shared.twins import TwinProfile
 
 
 class UnknownTwin(LookupError):
     pass
+
+
+@dataclass
+class _Speculation:
+    """A reply composed for a speculative transcript and sent provisionally."""
+
+    text: str
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    sent: tuple[SessionInfo, str, Answer] | None = None
+
+
+MAX_SPECULATIONS = 256
 
 
 class ReasoningService(BaseService):
@@ -62,7 +83,9 @@ class ReasoningService(BaseService):
         self._embedder: Embedder | None = None
         self._sentences: SentenceSimilarity | None = None
         self._tracer = ctx.tracer_provider.get_tracer("twincast.reasoning")
+        self._speculations: OrderedDict[tuple[str, str], _Speculation] = OrderedDict()
         ctx.bus.on_event(s.STT_FINAL, UtteranceTranscribed, self.on_transcript)
+        ctx.bus.on_event(s.STT_PARTIAL, UtteranceTranscribed, self.on_partial)
         ctx.bus.on_event(s.TEXT_IN, GuestTextSubmitted, self.on_text)
 
     async def start(self) -> None:
@@ -96,9 +119,52 @@ class ReasoningService(BaseService):
         if self._http is not None:
             await self._http.close()
 
+    async def on_partial(self, event: UtteranceTranscribed) -> None:
+        """Answer a speculative transcript at once, provisionally and without remembering it:
+        the answer is ready when the turn ends, and nothing counts unless it does."""
+        if not event.speculative or not event.text.strip():
+            return
+        key = (event.session_id, event.utterance_id)
+        speculation = self._speculations.get(key)
+        if speculation is not None and speculation.text == event.text:
+            return
+        speculation = self._speculations[key] = _Speculation(event.text)
+        while len(self._speculations) > MAX_SPECULATIONS:
+            self._speculations.popitem(last=False)
+        try:
+            with self._tracer.start_as_current_span("reasoning.speculate") as span:
+                session = await self._session(event.session_id)
+                turn = await peek_turn(self._ctx.store, event.session_id) + 1
+                query, answer = await self._compose(session, event.text, turn=turn, span=span)
+                await self._publish(
+                    event.session_id,
+                    answer,
+                    in_reply_to=event.event_id,
+                    utterance_id=event.utterance_id,
+                    provisional=True,
+                )
+                speculation.sent = (session, query, answer)
+        finally:
+            speculation.done.set()
+
     async def on_transcript(self, event: UtteranceTranscribed) -> None:
-        if event.text.strip():
-            await self.answer(event.session_id, event.text, in_reply_to=event.event_id)
+        if not event.text.strip():
+            return
+        speculation = self._speculations.pop((event.session_id, event.utterance_id), None)
+        if speculation is not None and speculation.text == event.text:
+            await speculation.done.wait()
+            if speculation.sent is not None:
+                # The provisional reply stands; the turn and its memory count from now.
+                session, query, answer = speculation.sent
+                await next_turn(self._ctx.store, event.session_id)
+                await self._remember(session, event.text, query, answer)
+                return
+        await self.answer(
+            event.session_id,
+            event.text,
+            in_reply_to=event.event_id,
+            utterance_id=event.utterance_id,
+        )
 
     async def on_text(self, event: GuestTextSubmitted) -> None:
         await self.answer(event.session_id, event.text, in_reply_to=event.event_id)
@@ -116,39 +182,56 @@ class ReasoningService(BaseService):
             raise UnknownTwin(twin_id)
         return index.profile, index
 
-    async def answer(self, session_id: str, question: str, *, in_reply_to: str) -> None:
+    async def answer(
+        self,
+        session_id: str,
+        question: str,
+        *,
+        in_reply_to: str,
+        utterance_id: str | None = None,
+    ) -> None:
         with self._tracer.start_as_current_span("reasoning.answer") as span:
-            started = time.perf_counter()
             session = await self._session(session_id)
-            profile, index = await self._index(session.twin_id)
             turn = await next_turn(self._ctx.store, session_id)
-            history = await self._conversation.recent(session_id)
-            query = expand_followup(question, history)
-            assert self._embedder is not None
-            vector = await asyncio.to_thread(self._embedder.embed_one, query)
-            hits = index.search(query, vector, scope=session.scope)
-            guest_name = await self._returning_guest(session, first_turn=turn == 1)
-            answer = await self._composer.compose(
-                ComposeRequest(
-                    profile=profile,
-                    question=question,
-                    query=query,
-                    hits=hits,
-                    first_turn=turn == 1,
-                    guest_name=guest_name,
-                )
+            query, answer = await self._compose(session, question, turn=turn, span=span)
+            await self._publish(
+                session_id, answer, in_reply_to=in_reply_to, utterance_id=utterance_id
             )
-            span.set_attribute("twincast.session_id", session_id)
-            span.set_attribute("twincast.scope", session.scope)
-            span.set_attribute("twincast.composer", self._composer.name)
-            span.set_attribute("twincast.deferred", answer.deferred)
-            span.set_attribute("twincast.passages_retrieved", len(hits))
-            span.set_attribute("twincast.sentences_dropped", answer.dropped)
-            span.set_attribute(f"{PII_PREFIX}question", question)
-            span.set_attribute(f"{PII_PREFIX}reply", " ".join(answer.sentences))
-            span.set_attribute("twincast.compose_ms", 1000 * (time.perf_counter() - started))
-            await self._publish(session_id, answer, in_reply_to=in_reply_to)
             await self._remember(session, question, query, answer)
+
+    async def _compose(
+        self, session: SessionInfo, question: str, *, turn: int, span: Span
+    ) -> tuple[str, Answer]:
+        """The answer to `question` on the session's `turn`; changes nothing in the store."""
+        started = time.perf_counter()
+        session_id = session.session_id
+        profile, index = await self._index(session.twin_id)
+        history = await self._conversation.recent(session_id)
+        query = expand_followup(question, history)
+        assert self._embedder is not None
+        vector = await asyncio.to_thread(self._embedder.embed_one, query)
+        hits = index.search(query, vector, scope=session.scope)
+        guest_name = await self._returning_guest(session, first_turn=turn == 1)
+        answer = await self._composer.compose(
+            ComposeRequest(
+                profile=profile,
+                question=question,
+                query=query,
+                hits=hits,
+                first_turn=turn == 1,
+                guest_name=guest_name,
+            )
+        )
+        span.set_attribute("twincast.session_id", session_id)
+        span.set_attribute("twincast.scope", session.scope)
+        span.set_attribute("twincast.composer", self._composer.name)
+        span.set_attribute("twincast.deferred", answer.deferred)
+        span.set_attribute("twincast.passages_retrieved", len(hits))
+        span.set_attribute("twincast.sentences_dropped", answer.dropped)
+        span.set_attribute(f"{PII_PREFIX}question", question)
+        span.set_attribute(f"{PII_PREFIX}reply", " ".join(answer.sentences))
+        span.set_attribute("twincast.compose_ms", 1000 * (time.perf_counter() - started))
+        return query, answer
 
     async def _returning_guest(self, session: SessionInfo, *, first_turn: bool) -> str | None:
         if not first_turn or session.guest_id is None:
@@ -156,7 +239,15 @@ class ReasoningService(BaseService):
         person = await self._people.get(session.twin_id, session.guest_id)
         return person.name if person is not None and person.sessions else None
 
-    async def _publish(self, session_id: str, answer: Answer, *, in_reply_to: str) -> None:
+    async def _publish(
+        self,
+        session_id: str,
+        answer: Answer,
+        *,
+        in_reply_to: str,
+        utterance_id: str | None = None,
+        provisional: bool = False,
+    ) -> None:
         reply_id = uuid4().hex
         last = len(answer.sentences) - 1
         for seq, sentence in enumerate(answer.sentences):
@@ -165,6 +256,8 @@ class ReasoningService(BaseService):
                     session_id=session_id,
                     reply_id=reply_id,
                     in_reply_to=in_reply_to,
+                    utterance_id=utterance_id,
+                    provisional=provisional,
                     seq=seq,
                     text=sentence,
                     citations=answer.citations,

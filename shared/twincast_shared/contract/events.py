@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal, TypeAlias
 from uuid import uuid4
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from twincast_shared.contract import subjects as s
 
@@ -66,10 +66,22 @@ class SpeechEnded(Event):
 
 
 class UtteranceTranscribed(Event):
+    """What the guest said. A `speculative` transcript (never `final`) is the whole utterance,
+    sent as soon as the guest pauses: if the pause becomes the end of the turn, the final
+    transcript follows with the same text; if they go on, it is superseded."""
+
     type: Literal["utterance_transcribed"] = "utterance_transcribed"
     utterance_id: Token
     text: str
     final: bool
+    speculative: bool = False
+
+    @model_validator(mode="after")
+    def _speculative_is_not_final(self) -> UtteranceTranscribed:
+        if self.speculative and self.final:
+            raise ValueError("a transcript is either speculative or final")
+        return self
+
     language: str = "en"
     audio_ms: Annotated[float, Field(ge=0)] = 0.0
     compute_ms: Annotated[float, Field(ge=0)] = 0.0
@@ -96,9 +108,14 @@ class Citation(BaseModel):
 
 
 class ReplyChunk(Event):
+    """One sentence of the twin's answer. A `provisional` reply answers a speculative
+    transcript: it may be synthesized at once, but is only heard if its utterance ends."""
+
     type: Literal["reply_chunk"] = "reply_chunk"
     reply_id: Token
     in_reply_to: Token
+    utterance_id: Token | None = None
+    provisional: bool = False
     seq: Annotated[int, Field(ge=0)]
     text: str
     citations: tuple[Citation, ...] = ()
