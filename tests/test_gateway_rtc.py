@@ -62,6 +62,7 @@ async def test_spoken_question_gets_spoken_answer_with_moving_face(
         _, reply = await call.wait_message(lambda m: m["type"] == "reply", timeout_s=30)
         await wait_for(lambda: call.received.first_sound_after(said[1]), timeout_s=20)
         heard = call.received.first_sound_after(said[1])
+        await asyncio.sleep(1.5)  # the answer plays on
         frames = [t for t in call.received.frames if t > started]
         animation = [a for t, a in call.received.animation if t > started]
         resting = [m for t, m in call.received.mouth if started < t < said[1]]
