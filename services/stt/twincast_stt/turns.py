@@ -1,4 +1,5 @@
-"""When a guest starts and stops talking: a state machine over VAD probabilities. Pure logic."""
+"""When a guest starts and stops talking (a state machine over VAD probabilities), and when to
+transcribe what they have said so far. Pure logic."""
 
 from __future__ import annotations
 
