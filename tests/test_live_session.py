@@ -100,3 +100,12 @@ def test_a_provisional_answer_after_its_turn_ended_plays_at_once(session: LiveSe
     session.on_reply(reply("r1", provisional=True))
     session.on_speech(audio("r1"))
     assert session.speech.speaking
+
+
+def test_a_newer_speculation_replaces_the_held_one(session: LiveSession) -> None:
+    session.on_reply(reply("r1", provisional=True))
+    session.on_speech(audio("r1"))
+    session.on_reply(reply("r2", provisional=True))
+    session.on_speech(audio("r2"))
+    session.on_speech_ended("u1")
+    assert session.speech.flush() == len(audio("r2").pcm) // 2 * 48_000 // RATE

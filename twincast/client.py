@@ -56,6 +56,7 @@ class _Gathered:
     rejected: Rejected | None = None
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     audio_done: bool = False
+    dropped: set[str] = field(default_factory=set)
 
     def mark(self, name: str) -> None:
         self.marks.setdefault(name, time.perf_counter())
@@ -110,6 +111,18 @@ async def ask(
 
     @broker.subscriber(s.REPLY.of(session_id))
     async def on_reply(event: ReplyChunk) -> None:
+        if not event.provisional and event.utterance_id is not None:
+            # The final words differed from the speculative ones: so does the answer.
+            stale = {
+                c.reply_id
+                for c in got.reply
+                if c.provisional and c.utterance_id == event.utterance_id
+            }
+            if stale:
+                got.dropped |= stale
+                got.reply = [c for c in got.reply if c.reply_id not in stale]
+                got.audio.clear()
+                got.audio_done = False
         got.reply.append(event)
         got.mark("reply_first")
         if event.final:
@@ -118,6 +131,8 @@ async def ask(
     @broker.subscriber(s.TTS_AUDIO.of(session_id))
     async def on_audio(body: bytes, message: NatsMessage) -> None:
         chunk = PcmChunk.from_wire(body, message.headers)
+        if chunk.stream in got.dropped:
+            return
         got.audio[chunk.seq] = chunk.pcm
         got.audio_rate = chunk.sample_rate
         got.mark("audio_first")

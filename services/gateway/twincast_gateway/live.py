@@ -242,16 +242,22 @@ class LiveSession:
             return
         utterance = chunk.utterance_id
         if chunk.provisional and utterance is not None and utterance not in self._ended:
-            held = self._held.setdefault(chunk.reply_id, _Held(utterance))
-            held.items.append(chunk)
+            if chunk.reply_id not in self._held:
+                # A newer speculation (the guest went on after a pause) replaces the older.
+                self._drop_held(utterance)
+                self._held[chunk.reply_id] = _Held(utterance)
+            self._held[chunk.reply_id].items.append(chunk)
             return
         if not chunk.provisional and utterance is not None:
             # The turn ended with other words than the speculative ones: that answer goes.
-            for reply_id, held in list(self._held.items()):
-                if held.utterance == utterance:
-                    del self._held[reply_id]
-                    self._cancelled.add(reply_id)
+            self._drop_held(utterance)
         self._show_reply(chunk)
+
+    def _drop_held(self, utterance: str) -> None:
+        for reply_id, held in list(self._held.items()):
+            if held.utterance == utterance:
+                del self._held[reply_id]
+                self._cancelled.add(reply_id)
 
     def on_speech_ended(self, utterance: str) -> None:
         """The turn is over: a provisional answer to it is heard now, in the order it came."""

@@ -199,7 +199,13 @@ class _Publisher:
             )
 
     async def transcript(
-        self, session: str, utterance: str, result: Transcript, *, final: bool
+        self,
+        session: str,
+        utterance: str,
+        result: Transcript,
+        *,
+        final: bool,
+        speculative: bool = False,
     ) -> None:
         state = self._bus_session(session)
         parent = state.turn_span if state is not None else None
@@ -217,6 +223,7 @@ class _Publisher:
                     utterance_id=utterance,
                     text=result.text,
                     final=final,
+                    speculative=speculative,
                     audio_ms=result.audio_ms,
                     compute_ms=result.compute_ms,
                 )

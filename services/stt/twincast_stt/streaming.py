@@ -30,7 +30,13 @@ class Sink(Protocol):
     async def speech_started(self, session: str, utterance: str, at_ms: float) -> None: ...
 
     async def transcript(
-        self, session: str, utterance: str, result: Transcript, *, final: bool
+        self,
+        session: str,
+        utterance: str,
+        result: Transcript,
+        *,
+        final: bool,
+        speculative: bool = False,
     ) -> None: ...
 
     async def speech_ended(self, session: str, utterance: str, at_ms: float) -> None: ...
@@ -223,8 +229,11 @@ class SessionStream:
                 self.session, self._until(window), pad_s=self._settings.final_pad_s, final=True
             )
             self._speculative_until = window
-            # The words so far, whether the turn ends here or goes on: out as a partial too.
-            self._publish_partial(self.utterance, self._speculative, typical=False)
+            # The words so far, whether the turn ends here or goes on: out as a speculative
+            # transcript, so that the answer can be ready when the silence makes it a turn.
+            self._publish_partial(
+                self.utterance, self._speculative, typical=False, speculative=True
+            )
         elif kind is Signal.RESUMED:
             if self._speculative is not None:
                 self._scheduler.withdraw(self._speculative)
@@ -248,7 +257,12 @@ class SessionStream:
         self._publish_partial(utterance, future, typical=True)
 
     def _publish_partial(
-        self, utterance: str, future: asyncio.Future[Transcript | None], *, typical: bool
+        self,
+        utterance: str,
+        future: asyncio.Future[Transcript | None],
+        *,
+        typical: bool,
+        speculative: bool = False,
     ) -> None:
         token = self.pacer.started(self._clock())
 
@@ -263,7 +277,9 @@ class SessionStream:
                 )
                 if result is not None and result.text and self.utterance == utterance:
                     published = True
-                    await self._sink.transcript(self.session, utterance, result, final=False)
+                    await self._sink.transcript(
+                        self.session, utterance, result, final=False, speculative=speculative
+                    )
             finally:
                 self.pacer.finished(token, self._clock(), published=published, typical=typical)
 
