@@ -66,6 +66,8 @@ class SessionStats:
     """Clock readings (time.monotonic) that benchmarks and traces split latency with."""
 
     first_sound: dict[str, float] = field(default_factory=dict)
+    released: dict[str, float] = field(default_factory=dict)
+    arrived: dict[str, float] = field(default_factory=dict)
     flushed_at: list[float] = field(default_factory=list)
     frames: int = 0
 
@@ -120,6 +122,7 @@ class LiveSession:
         self._replies: set[str] = set()
         self._cancelled: set[str] = set()
         self._held: dict[str, _Held] = {}
+        self._released: dict[str, str] = {}
         self._ended: deque[str] = deque(maxlen=64)
         self._closed = False
 
@@ -249,8 +252,15 @@ class LiveSession:
             self._held[chunk.reply_id].items.append(chunk)
             return
         if not chunk.provisional and utterance is not None:
-            # The turn ended with other words than the speculative ones: that answer goes.
+            # The turn ended with other words than the speculative ones: that answer goes,
+            # even if it had started to play.
             self._drop_held(utterance)
+            released = self._released.pop(utterance, None)
+            if released is not None and released != chunk.reply_id:
+                self._cancelled.add(released)
+                self._replies.discard(released)
+                self.speech.flush()
+                self._face.flush(self.clock.now())
         self._show_reply(chunk)
 
     def _drop_held(self, utterance: str) -> None:
@@ -266,6 +276,8 @@ class LiveSession:
             if held.utterance != utterance:
                 continue
             del self._held[reply_id]
+            self._released[utterance] = reply_id
+            self.stats.released[reply_id] = time.monotonic()
             for item in held.items:
                 if isinstance(item, ReplyChunk):
                     self._show_reply(item)
@@ -324,6 +336,7 @@ class LiveSession:
     def on_speech(self, chunk: PcmChunk) -> None:
         if chunk.stream in self._cancelled or not chunk.pcm:
             return
+        self.stats.arrived.setdefault(chunk.stream, time.monotonic())
         if (held := self._held.get(chunk.stream)) is not None:
             held.items.append(chunk)
             return

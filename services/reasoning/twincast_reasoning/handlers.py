@@ -60,6 +60,7 @@ class _Speculation:
 
 
 MAX_SPECULATIONS = 256
+SPECULATION_GRACE_S = 0.1
 
 
 class ReasoningService(BaseService):
@@ -150,8 +151,9 @@ class ReasoningService(BaseService):
     async def on_transcript(self, event: UtteranceTranscribed) -> None:
         if not event.text.strip():
             return
-        speculation = self._speculations.pop((event.session_id, event.utterance_id), None)
-        if speculation is not None and speculation.text == event.text:
+        key = (event.session_id, event.utterance_id)
+        speculation = await self._speculation_for(key, event.text)
+        if speculation is not None:
             await speculation.done.wait()
             if speculation.sent is not None:
                 # The provisional reply stands; the turn and its memory count from now.
@@ -165,6 +167,22 @@ class ReasoningService(BaseService):
             in_reply_to=event.event_id,
             utterance_id=event.utterance_id,
         )
+
+    async def _speculation_for(self, key: tuple[str, str], text: str) -> _Speculation | None:
+        """The speculation on exactly these words, if there is one.
+
+        The guest may have paused more than once in the utterance: the speculation on their
+        last pause is sent just before the final transcript, and may still be on its way in.
+        """
+        deadline = time.monotonic() + SPECULATION_GRACE_S
+        while (speculation := self._speculations.get(key)) is not None:
+            if speculation.text == text:
+                return self._speculations.pop(key)
+            if time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(0.005)
+        self._speculations.pop(key, None)
+        return None
 
     async def on_text(self, event: GuestTextSubmitted) -> None:
         await self.answer(event.session_id, event.text, in_reply_to=event.event_id)

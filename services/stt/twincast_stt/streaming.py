@@ -179,6 +179,7 @@ class SessionStream:
         self.utterance: str | None = None
         self._speculative: asyncio.Future[Transcript | None] | None = None
         self._speculative_until = 0
+        self._speculative_out: asyncio.Event | None = None
         self._finals_since_end_of_stream = 0
 
     @property
@@ -231,7 +232,7 @@ class SessionStream:
             self._speculative_until = window
             # The words so far, whether the turn ends here or goes on: out as a speculative
             # transcript, so that the answer can be ready when the silence makes it a turn.
-            self._publish_partial(
+            self._speculative_out = self._publish_partial(
                 self.utterance, self._speculative, typical=False, speculative=True
             )
         elif kind is Signal.RESUMED:
@@ -240,6 +241,7 @@ class SessionStream:
             self._speculative = None
         elif kind is Signal.END_DUE and self._speculative is not None:
             result = await self._speculative
+            await self._speculative_published()
             text = result.text if result else ""
             turns = self._settings.turns
             if sounds_unfinished(text) and self.tracker.hold_ms < turns.hesitation_ms:
@@ -249,6 +251,11 @@ class SessionStream:
                 await self._close(None, at_sample=self._speculative_until * VAD_WINDOW)
                 return
             await self._close(result, at_sample=self.tracker.silence_window * VAD_WINDOW)
+
+    async def _speculative_published(self) -> None:
+        """The speculative transcript goes out before the final one, never after it."""
+        if self._speculative_out is not None:
+            await self._speculative_out.wait()
 
     def _partial(self, utterance: str, pcm: bytes) -> None:
         future = self._scheduler.submit(
@@ -263,8 +270,10 @@ class SessionStream:
         *,
         typical: bool,
         speculative: bool = False,
-    ) -> None:
+    ) -> asyncio.Event:
+        """Publishes the transcript when it is ready; the event is set once that is done."""
         token = self.pacer.started(self._clock())
+        out = asyncio.Event()
 
         async def publish() -> None:
             published = False
@@ -282,8 +291,10 @@ class SessionStream:
                     )
             finally:
                 self.pacer.finished(token, self._clock(), published=published, typical=typical)
+                out.set()
 
         self._spawn(publish())
+        return out
 
     async def _finish(self, *, at_sample: int, forced: bool = False) -> None:
         """End the current utterance now (end of stream, or the utterance grew too long)."""
@@ -296,6 +307,7 @@ class SessionStream:
             return
         if self.tracker.phase is Phase.TRAILING and self._speculative is not None:
             result = await self._speculative
+            await self._speculative_published()
             at_sample = self.tracker.silence_window * VAD_WINDOW
         else:
             result = await self._scheduler.submit(

@@ -58,6 +58,26 @@ class _Session:
     speaking: str | None = None
     next_seq: dict[str, int] = field(default_factory=dict)
     cut_off: deque[str] = field(default_factory=lambda: deque(maxlen=CUT_OFF_MEMORY))
+    # The latest answer to each utterance: a later one (the guest went on after a pause, or
+    # the final words differed from the speculative ones) supersedes it.
+    answers: dict[str, str] = field(default_factory=dict)
+
+    def supersede(self, utterance: str, reply_id: str) -> None:
+        stale = self.answers.get(utterance)
+        self.answers[utterance] = reply_id
+        while len(self.answers) > CUT_OFF_MEMORY:
+            del self.answers[next(iter(self.answers))]
+        if stale is None or stale == reply_id:
+            return
+        self.cut_off.append(stale)
+        self.pending = deque(p for p in self.pending if p.chunk.reply_id != stale)
+        self.next_seq.pop(stale, None)
+        if self.speaking == stale:
+            self.generation += 1
+            self.speaking = None
+            if self.worker is not None:
+                self.worker.cancel()
+                self.worker = None
 
     def stop(self) -> None:
         self.generation += 1
@@ -107,6 +127,8 @@ class TtsService(BaseService):
         session = self._session(chunk.session_id)
         if chunk.reply_id in session.cut_off:
             return
+        if chunk.utterance_id is not None:
+            session.supersede(chunk.utterance_id, chunk.reply_id)
         session.pending.append(_Pending(chunk, arrived_ns))
         if session.worker is None or session.worker.done():
             session.worker = self._tasks.spawn(
