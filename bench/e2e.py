@@ -18,7 +18,7 @@ from typing import Any
 import psutil
 
 from twincast.demo import configure_client_ice, live_stack, read_speech, spoken_turn
-from twincast.rtc_client import TwinCall
+from twincast.rtc_client import TwinCall, av_offset_ms
 from twincast.runtime import EXAMPLES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,7 +43,9 @@ def _mouth_box() -> tuple[int, int, int, int]:
     return mouth_box_for(EXAMPLES / "juniper")
 
 
-async def _barge_in(call: TwinCall, pcm: bytes, rate: int) -> float | None:
+async def _barge_in(
+    call: TwinCall, pcm: bytes, rate: int, flushes: list[float]
+) -> float | None:
     """Ask for a long answer, talk over it once it plays; ms from onset to silence."""
     asked = time.monotonic()
     call.ask_text(LONG_ANSWER)
@@ -55,6 +57,11 @@ async def _barge_in(call: TwinCall, pcm: bytes, rate: int) -> float | None:
     await asyncio.sleep(0.4)
     onset, _ = await call.mic.say(pcm, rate)
     quiet = call.received.first_silence_after(onset, frames=SILENT_RUN)
+    flushed = next(
+        (t for t, m in call.received.messages if t >= onset and m["type"] == "interrupted"), None
+    )
+    if flushed is not None:
+        flushes.append((flushed - onset) * 1000)
     await asyncio.sleep(0.2)
     # Let the answer to the interruption play out before the next measurement.
     with contextlib.suppress(TimeoutError):
@@ -71,6 +78,7 @@ async def _run(url: str, token: str, turns: int, barge_ins: int) -> dict[str, An
     stages: dict[str, list[float]] = {}
     skews: list[float] = []
     barges: list[float] = []
+    flushes: list[float] = []
     failures = 0
     async with TwinCall(base_url=url, token=token, mouth_box=_mouth_box()) as call:
         await call.connected(timeout_s=20)
@@ -84,11 +92,15 @@ async def _run(url: str, token: str, turns: int, barge_ins: int) -> dict[str, An
                 continue
             for stage, ms in turn.stages_ms().items():
                 stages.setdefault(stage, []).append(ms)
-            if "mouth" in turn.at:
-                skews.append((turn.at["mouth"] - turn.at["reply_audio"]) * 1000)
+            sound = turn.at["reply_audio"]
+            offset = av_offset_ms(
+                call.received.levels, call.received.mouth, start=sound - 0.3, end=sound + 3.0
+            )
+            if offset is not None:
+                skews.append(offset)
             await asyncio.sleep(0.3)
         for i in range(barge_ins):
-            barge = await _barge_in(call, *speech[(i + 1) % len(speech)])
+            barge = await _barge_in(call, *speech[(i + 1) % len(speech)], flushes)
             if barge is not None:
                 barges.append(barge)
     audio = stages.get("reply_audio", [])
@@ -101,6 +113,8 @@ async def _run(url: str, token: str, turns: int, barge_ins: int) -> dict[str, An
         "turns": len(audio),
         "failed_turns": failures,
         "barge_ins": len(barges),
+        "barge_in_flush_ms_p50": _pct(flushes, 50),
+        "av_measured_turns": len(skews),
         "after_speech_end_ms_p50": {k: _pct(v, 50) for k, v in stages.items()},
         "after_speech_end_ms_p95": {k: _pct(v, 95) for k, v in stages.items()},
         "av_skew_ms_signed_p50": _pct(skews, 50),
@@ -109,7 +123,7 @@ async def _run(url: str, token: str, turns: int, barge_ins: int) -> dict[str, An
     }
 
 
-def run(*, turns: int = 20, barge_ins: int = 6) -> dict[str, Any]:
+def run(*, turns: int = 20, barge_ins: int = 8) -> dict[str, Any]:
     with live_stack() as (urls, token):
         assert urls.gateway is not None
         return asyncio.run(_run(urls.gateway, token, turns, barge_ins))

@@ -147,12 +147,14 @@ def bench_sessions(counts: str, measure: float, as_json: bool) -> None:
 
 @click.command("e2e")
 @click.option("--turns", type=int, default=20, show_default=True)
+@click.option("--barge-ins", type=int, default=8, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="JSON only (the default output is JSON too)")
-def bench_e2e(turns: int, as_json: bool) -> None:
+def bench_e2e(turns: int, barge_ins: int, as_json: bool) -> None:
     """Voice to voice over WebRTC on loopback: reply audio, mouth, barge-in, A/V skew."""
     from bench.e2e import run
 
-    click.echo(json.dumps(run(turns=turns), indent=None if as_json else 2))
+    result = run(turns=turns, barge_ins=barge_ins)
+    click.echo(json.dumps(result, indent=None if as_json else 2))
 
 
 @click.command("render")

@@ -80,6 +80,9 @@ async def spoken_turn(
             raise TimeoutError("no reply audio reached the client")
         await asyncio.sleep(0.02)
     turn.at["reply_audio"] = sound
+    for _, m in call.received.messages:
+        if m["type"] == "speaking" and m["reply_id"] == reply_id:
+            turn.at["gateway_audio"] = m["at"]
     while True:
         heard = [x for x in call.received.sound if x >= sound]
         if heard and time.monotonic() - heard[-1] > linger_s:

@@ -37,6 +37,7 @@ RATE = 48_000
 FRAME = RATE // 50
 SPEECH_RMS = 300.0
 MOUTH_DARK_LUMA = 60
+MIN_AV_CORRELATION = 0.3
 
 
 class Microphone(MediaStreamTrack):
@@ -103,6 +104,7 @@ class Received:
 
     sound: list[float] = field(default_factory=list)
     silence: list[float] = field(default_factory=list)
+    levels: list[tuple[float, float]] = field(default_factory=list)
     frames: list[float] = field(default_factory=list)
     mouth: list[tuple[float, float]] = field(default_factory=list)
     messages: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
@@ -121,6 +123,39 @@ class Received:
             if len(run) >= frames:
                 return run[0]
         return None
+
+
+def av_offset_ms(
+    levels: list[tuple[float, float]],
+    mouth: list[tuple[float, float]],
+    *,
+    start: float,
+    end: float,
+    max_lag_ms: int = 300,
+) -> float | None:
+    """How far the mouth trails the voice (negative: leads), by cross-correlating the voice's
+    loudness with the mouth's opening over [start, end] on a 10 ms grid."""
+    grid = np.arange(start, end, 0.01)
+    if len(grid) < 50:
+        return None
+    if len(levels) < 10 or len(mouth) < 10:
+        return None
+    heard = np.asarray(levels, dtype=np.float64)
+    seen = np.asarray(mouth, dtype=np.float64)
+    voice = np.interp(grid, heard[:, 0], heard[:, 1])
+    face = np.interp(grid, seen[:, 0], seen[:, 1])
+    voice = (voice - voice.mean()) / (voice.std() or 1.0)
+    face = (face - face.mean()) / (face.std() or 1.0)
+    steps = max_lag_ms // 10
+    scores = []
+    for lag in range(-steps, steps + 1):
+        a = voice[max(0, -lag) : len(voice) - max(0, lag)]
+        b = face[max(0, lag) : len(face) - max(0, -lag)]
+        scores.append(float(np.mean(a * b)))
+    best = int(np.argmax(scores))
+    if scores[best] < MIN_AV_CORRELATION:
+        return None  # too little speech in the window to say
+    return float((best - steps) * 10)
 
 
 class TwinCall:
@@ -256,6 +291,7 @@ class TwinCall:
                 assert isinstance(frame, av.AudioFrame)
                 pcm = frame.to_ndarray().astype(np.float32)
                 rms = float(np.sqrt(np.mean(pcm * pcm))) if pcm.size else 0.0
+                self.received.levels.append((now, rms))
                 (self.received.sound if rms > SPEECH_RMS else self.received.silence).append(now)
 
     async def _video(self, track: MediaStreamTrack) -> None:

@@ -372,7 +372,11 @@ class LiveSession:
     def _sounded(self, replies: list[str]) -> None:
         now = time.monotonic()
         for reply in replies:
-            self.stats.first_sound.setdefault(reply, now)
+            if reply not in self.stats.first_sound:
+                self.stats.first_sound[reply] = now
+                # `at` is CLOCK_MONOTONIC, one clock for every process on the host: a client on
+                # the same host can tell the gateway's part of the latency from the network's.
+                self._broadcast({"type": "speaking", "reply_id": reply, "at": now})
 
     def _frame(self, t: float, pts: int) -> av.VideoFrame:
         frame, animation = self._face.frame(t, pts)
