@@ -22,9 +22,9 @@ from twincast_gateway.media import (
     GuestAudioPump,
     MediaClock,
     SpeechOut,
+    StreamResampler,
     TwinAudioTrack,
     set_audio_prefetch,
-    to_output_rate,
 )
 from twincast_shared.contract import (
     AnimationFrame,
@@ -123,6 +123,7 @@ class LiveSession:
         self._cancelled: set[str] = set()
         self._held: dict[str, _Held] = {}
         self._released: dict[str, str] = {}
+        self._resample = StreamResampler()
         self._ended: deque[str] = deque(maxlen=64)
         self._closed = False
 
@@ -334,14 +335,17 @@ class LiveSession:
             self._broadcast({"type": "interrupted"})
 
     def on_speech(self, chunk: PcmChunk) -> None:
-        if chunk.stream in self._cancelled or not chunk.pcm:
+        if chunk.stream in self._cancelled or not (chunk.pcm or chunk.last):
             return
         self.stats.arrived.setdefault(chunk.stream, time.monotonic())
         if (held := self._held.get(chunk.stream)) is not None:
             held.items.append(chunk)
             return
         self._replies.add(chunk.stream)
-        start = self.speech.schedule(to_output_rate(chunk.pcm, chunk.sample_rate), tag=chunk.stream)
+        samples = self._resample.convert(
+            chunk.stream, chunk.pcm, chunk.sample_rate, last=chunk.last
+        )
+        start = self.speech.schedule(samples, tag=chunk.stream)
         key = (chunk.stream, chunk.seq)
         self._placed[key] = start
         track = self._waiting_visemes.pop(key, None)

@@ -46,17 +46,42 @@ class MediaClock:
             await asyncio.sleep(delay)
 
 
-def to_output_rate(pcm: bytes, rate: int) -> np.ndarray:
-    """PCM16 mono at `rate` → int16 at 48 kHz (libswresample, flushed: nothing held back)."""
-    samples = np.frombuffer(pcm, dtype="<i2").astype(np.int16)
-    if rate == SAMPLE_RATE or samples.size == 0:
-        return samples
-    frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
-    frame.sample_rate = rate
-    resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
-    frames = [*resampler.resample(frame), *resampler.resample(None)]
-    parts = [f.to_ndarray().reshape(-1) for f in frames]
-    return np.concatenate(parts).astype(np.int16) if parts else samples[:0]
+class StreamResampler:
+    """PCM16 mono streams → 48 kHz, one resampler per stream for its whole life.
+
+    A reply arrives in chunks that end mid-word; resampling each chunk on its own leaves a
+    small step at every join, which is audible. One filter state per stream leaves none.
+    """
+
+    def __init__(self, *, max_streams: int = 16) -> None:
+        self._streams: dict[str, av.AudioResampler] = {}
+        self._max = max_streams
+
+    def convert(self, stream: str, pcm: bytes, rate: int, *, last: bool) -> np.ndarray:
+        samples = np.frombuffer(pcm, dtype="<i2").astype(np.int16)
+        if rate == SAMPLE_RATE:
+            return samples
+        resampler = self._streams.get(stream)
+        if resampler is None:
+            resampler = self._streams[stream] = av.AudioResampler(
+                format="s16", layout="mono", rate=SAMPLE_RATE
+            )
+            while len(self._streams) > self._max:
+                del self._streams[next(iter(self._streams))]
+        frames: list[av.AudioFrame] = []
+        if samples.size:
+            frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+            frame.sample_rate = rate
+            frames += resampler.resample(frame)
+        if last:
+            frames += resampler.resample(None)
+            del self._streams[stream]
+        if not frames:
+            return samples[:0]
+        return np.concatenate([f.to_ndarray().reshape(-1) for f in frames]).astype(np.int16)
+
+    def forget(self, stream: str) -> None:
+        self._streams.pop(stream, None)
 
 
 @dataclass(slots=True)
