@@ -244,3 +244,16 @@ async def test_a_twin_without_a_face_is_a_clear_409(stack: Stack, store: StateSt
         assert r.status == 409
         assert "twin face faceless" in (await r.json())["error"]
     assert not service.sessions
+
+
+async def test_pages_render(stack: Stack) -> None:
+    url, service = gateway(stack)
+    token = service.signer.issue(twin="juniper", scope="public", ttl_s=60)
+    async with aiohttp.ClientSession() as http:
+        for path in ("/", f"/join/{token}", "/static/guest.js", "/static/guest.css"):
+            async with http.get(url + path) as r:
+                assert r.status == 200, path
+        async with http.get(url + "/") as r:
+            assert "AI twin" in await r.text()
+        async with http.get(url + "/static/../handlers.py") as r:
+            assert r.status == 404

@@ -38,7 +38,8 @@ def _wait_up(process: subprocess.Popen[str], timeout_s: float = 180) -> list[str
         if not line:
             raise AssertionError("twincast up exited early:\n" + "".join(lines))
         lines.append(line)
-        if line.startswith("Ask it something"):
+        if line.startswith("Or ask from here"):
+            assert any("/join/" in seen for seen in lines), "no join link printed"
             return lines
     raise AssertionError("twincast up did not come up:\n" + "".join(lines))
 
