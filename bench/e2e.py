@@ -43,9 +43,7 @@ def _mouth_box() -> tuple[int, int, int, int]:
     return mouth_box_for(EXAMPLES / "juniper")
 
 
-async def _barge_in(
-    call: TwinCall, pcm: bytes, rate: int, flushes: list[float]
-) -> float | None:
+async def _barge_in(call: TwinCall, pcm: bytes, rate: int, flushes: list[float]) -> float | None:
     """Ask for a long answer, talk over it once it plays; ms from onset to silence."""
     asked = time.monotonic()
     call.ask_text(LONG_ANSWER)
