@@ -40,9 +40,7 @@ class GatewaySettings(ServiceSettings):
     )
     ice_mdns: bool = Field(default=False, description="resolve guests' .local ICE candidates")
     max_sessions: int = Field(default=32, ge=1, le=10_000)
-    link_ttl_s: int = Field(default=24 * 3600, ge=60)
     fps: int = Field(default=25, ge=5, le=60)
-    idle_timeout_s: float = Field(default=30.0, gt=0)
 
     @field_validator("ice_addresses")
     @classmethod
