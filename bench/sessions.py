@@ -22,6 +22,7 @@ import aiohttp
 import psutil
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
+from twincast.rtc_client import post_sdp
 from twincast.runtime import private_stack
 
 
@@ -61,15 +62,9 @@ async def _viewer(http: aiohttp.ClientSession, url: str, token: str) -> RTCPeerC
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     pc.addTransceiver("audio", direction="recvonly")
     pc.addTransceiver("video", direction="recvonly")
-    await pc.setLocalDescription(await pc.createOffer())
-    async with http.post(
-        f"{url}/whep",
-        data=pc.localDescription.sdp,
-        headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {token}"},
-    ) as response:
-        if response.status != 201:
-            raise RuntimeError(f"WHEP refused: {response.status} {await response.text()}")
-        answer = await response.text()
+    status, _, answer = await post_sdp(http, f"{url}/whep", pc, token=token)
+    if status != 201:
+        raise RuntimeError(f"WHEP refused: {status} {answer}")
     await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
     return pc
 

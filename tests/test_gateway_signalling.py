@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
+from collections.abc import Mapping
 
 import aiohttp
 import pytest
@@ -13,7 +14,7 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from tests.conftest import Stack
 from tests.test_gateway_rtc import gateway, read_wav, wait_for
-from twincast.rtc_client import Microphone, TwinCall
+from twincast.rtc_client import Microphone, TwinCall, post_sdp
 from twincast_gateway.tokens import TokenError, TokenSigner
 from twincast_shared.store import StateStore, key
 from twincast_shared.twins import TwinProfile
@@ -40,20 +41,13 @@ def test_tokens_are_signed_scoped_and_expire() -> None:
         TokenSigner(secret=b"short")
 
 
-async def _play(url: str, token: str) -> tuple[aiohttp.ClientResponse, str, RTCPeerConnection]:
+async def _play(url: str, token: str) -> tuple[int, Mapping[str, str], str, RTCPeerConnection]:
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     pc.addTransceiver("audio", direction="recvonly")
     pc.addTransceiver("video", direction="recvonly")
-    await pc.setLocalDescription(await pc.createOffer())
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(
-            f"{url}/whep",
-            data=pc.localDescription.sdp,
-            headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {token}"},
-        ) as response,
-    ):
-        return response, await response.text(), pc
+    async with aiohttp.ClientSession() as http:
+        status, headers, answer = await post_sdp(http, f"{url}/whep", pc, token=token)
+    return status, headers, answer, pc
 
 
 async def _next(track: MediaStreamTrack, timeout_s: float = 10) -> object:
@@ -63,10 +57,10 @@ async def _next(track: MediaStreamTrack, timeout_s: float = 10) -> object:
 async def test_whep_plays_the_avatar_and_whip_feeds_the_same_session(stack: Stack) -> None:
     url, service = gateway(stack)
     token = service.signer.issue(twin="juniper", scope="public", ttl_s=60)
-    response, answer, viewer = await _play(url, token)
-    assert response.status == 201, answer
-    assert response.content_type == "application/sdp"
-    location, session_id = response.headers["Location"], response.headers["X-TwinCast-Session"]
+    status, headers, answer, viewer = await _play(url, token)
+    assert status == 201, answer
+    assert headers["Content-Type"].startswith("application/sdp")
+    location, session_id = headers["Location"], headers["X-TwinCast-Session"]
     tracks: list[MediaStreamTrack] = []
     viewer.on("track", tracks.append)
     await viewer.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
@@ -79,20 +73,13 @@ async def test_whep_plays_the_avatar_and_whip_feeds_the_same_session(stack: Stac
     mic = Microphone()
     publisher = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     publisher.addTransceiver(mic, direction="sendonly")
-    await publisher.setLocalDescription(await publisher.createOffer())
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(
-            f"{url}/whip?session={session_id}",
-            data=publisher.localDescription.sdp,
-            headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {token}"},
-        ) as r,
-    ):
-        assert r.status == 201, await r.text()
-        whip_location = r.headers["Location"]
-        await publisher.setRemoteDescription(
-            RTCSessionDescription(sdp=await r.text(), type="answer")
+    async with aiohttp.ClientSession() as http:
+        status, headers, body = await post_sdp(
+            http, f"{url}/whip?session={session_id}", publisher, token=token
         )
+    assert status == 201, body
+    whip_location = headers["Location"]
+    await publisher.setRemoteDescription(RTCSessionDescription(sdp=body, type="answer"))
     pcm, rate = read_wav("arctic_a0009.wav")
     await mic.say(pcm, rate)
     audio = next(t for t in tracks if t.kind == "audio")

@@ -34,7 +34,3 @@ def enter_loopback_only_namespace() -> str | None:
         flags = struct.unpack("16sH", fcntl.ioctl(sock, SIOCGIFFLAGS, request))[1]
         fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack("16sH", b"lo", flags | IFF_UP))
     return None
-
-
-def interfaces() -> list[str]:
-    return [name for _, name in socket.if_nameindex()]

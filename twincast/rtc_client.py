@@ -11,7 +11,7 @@ import contextlib
 import fractions
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,6 +123,22 @@ class Received:
             if len(run) >= frames:
                 return run[0]
         return None
+
+
+async def post_sdp(
+    http: aiohttp.ClientSession, url: str, pc: RTCPeerConnection, *, token: str
+) -> tuple[int, Mapping[str, str], str]:
+    """A WHIP or WHEP offer: `pc`'s local description, a join token as Bearer.
+
+    Returns the status, headers and body (the answer SDP, or why not).
+    """
+    await pc.setLocalDescription(await pc.createOffer())
+    async with http.post(
+        url,
+        data=pc.localDescription.sdp,
+        headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {token}"},
+    ) as response:
+        return response.status, dict(response.headers), await response.text()
 
 
 def av_offset_ms(

@@ -63,13 +63,10 @@ class Face(Protocol):
 
 @dataclass
 class SessionStats:
-    """Clock readings (time.monotonic) that benchmarks and traces split latency with."""
+    """When each reply first sounded and when barge-ins flushed speech (time.monotonic)."""
 
     first_sound: dict[str, float] = field(default_factory=dict)
-    released: dict[str, float] = field(default_factory=dict)
-    arrived: dict[str, float] = field(default_factory=dict)
     flushed_at: list[float] = field(default_factory=list)
-    frames: int = 0
 
 
 @dataclass
@@ -278,7 +275,6 @@ class LiveSession:
                 continue
             del self._held[reply_id]
             self._released[utterance] = reply_id
-            self.stats.released[reply_id] = time.monotonic()
             for item in held.items:
                 if isinstance(item, ReplyChunk):
                     self._show_reply(item)
@@ -337,7 +333,6 @@ class LiveSession:
     def on_speech(self, chunk: PcmChunk) -> None:
         if chunk.stream in self._cancelled or not (chunk.pcm or chunk.last):
             return
-        self.stats.arrived.setdefault(chunk.stream, time.monotonic())
         if (held := self._held.get(chunk.stream)) is not None:
             held.items.append(chunk)
             return
@@ -384,7 +379,6 @@ class LiveSession:
 
     def _frame(self, t: float, pts: int) -> av.VideoFrame:
         frame, animation = self._face.frame(t, pts)
-        self.stats.frames += 1
         animation = animation.model_copy(update={"session_id": self.id})
         payload = animation.model_dump_json()
         for peer in self._peers.values():

@@ -80,9 +80,6 @@ class StreamResampler:
             return samples[:0]
         return np.concatenate([f.to_ndarray().reshape(-1) for f in frames]).astype(np.int16)
 
-    def forget(self, stream: str) -> None:
-        self._streams.pop(stream, None)
-
 
 @dataclass(slots=True)
 class _Segment:
@@ -259,7 +256,6 @@ class GuestAudioPump:
         self._resampler = av.AudioResampler(format="s16", layout="mono", rate=GUEST_SAMPLE_RATE)
         self._pending = bytearray()
         self._seq = 0
-        self.frames_in = 0
 
     async def run(self) -> None:
         try:
@@ -268,7 +264,6 @@ class GuestAudioPump:
                     frame = await self._track.recv()
                 except MediaStreamError:
                     break
-                self.frames_in += 1
                 if not isinstance(frame, av.AudioFrame):
                     continue
                 for out in self._resampler.resample(frame):
