@@ -73,7 +73,9 @@ def test_provisional_answer_is_silent_until_the_turn_ends(session: LiveSession) 
     assert not session.speech.speaking
     session.on_speech_ended("u1")
     assert session.speech.speaking
-    _frame, animation = session._face.frame(session.speech.queued_until / 48_000 - 0.25, 0)
+    _frame, animation = session._face.frame(
+        session.speech.queued_until / 48_000 - 0.25, 0, session_id="s1"
+    )
     assert animation.mouth_open > 0.2
 
 

@@ -100,9 +100,9 @@ class PortraitFace:
         """The reply's own expression, which the reasoning chose for what it says."""
         self._animator.set_expression(expression, REPLY_EXPRESSION_WEIGHT)
 
-    def frame(self, t: float, pts: int) -> tuple[av.VideoFrame, AnimationFrame]:
+    def frame(self, t: float, pts: int, *, session_id: str) -> tuple[av.VideoFrame, AnimationFrame]:
         state = self._animator.state(t)
-        return self._renderer.render(state, pts), state.to_animation_frame(session_id="pending")
+        return self._renderer.render(state, pts), state.to_animation_frame(session_id=session_id)
 
 
 class PortraitFaces:

@@ -58,7 +58,9 @@ class Face(Protocol):
     def set_mood(self, *, label: str, valence: float, arousal: float) -> None: ...
     def set_energy(self, energy: float) -> None: ...
     def express(self, expression: str) -> None: ...
-    def frame(self, t: float, pts: int) -> tuple[av.VideoFrame, AnimationFrame]: ...
+    def frame(
+        self, t: float, pts: int, *, session_id: str
+    ) -> tuple[av.VideoFrame, AnimationFrame]: ...
 
 
 @dataclass
@@ -378,8 +380,7 @@ class LiveSession:
                 self._broadcast({"type": "speaking", "reply_id": reply, "at": now})
 
     def _frame(self, t: float, pts: int) -> av.VideoFrame:
-        frame, animation = self._face.frame(t, pts)
-        animation = animation.model_copy(update={"session_id": self.id})
+        frame, animation = self._face.frame(t, pts, session_id=self.id)
         payload = animation.model_dump_json()
         for peer in self._peers.values():
             for channel in peer.animation:
