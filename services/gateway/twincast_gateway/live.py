@@ -26,6 +26,7 @@ from twincast_gateway.media import (
     TwinAudioTrack,
     set_audio_prefetch,
 )
+from twincast_gateway.uplink import BargeInGuard
 from twincast_shared.contract import (
     AnimationFrame,
     GuestTextSubmitted,
@@ -55,6 +56,8 @@ class Face(Protocol):
 
     def speak(self, visemes: Sequence[tuple[str, float, float]], *, start_s: float) -> None: ...
     def flush(self, at_s: float) -> None: ...
+    def hold(self, at_s: float) -> None: ...
+    def resume(self, shift_s: float) -> None: ...
     def set_mood(self, *, label: str, valence: float, arousal: float) -> None: ...
     def set_energy(self, energy: float) -> None: ...
     def express(self, expression: str) -> None: ...
@@ -113,6 +116,7 @@ class LiveSession:
         self.stats = SessionStats()
         self._audio = TwinAudioTrack(clock=self.clock, speech=self.speech, on_sound=self._sounded)
         self._video = AvatarVideoTrack(clock=self.clock, fps=fps, source=self._frame)
+        self.barge = BargeInGuard(speech=self.speech, face=face, notify=self._broadcast)
         self._relay = MediaRelay()
         self._peers: dict[str, _Peer] = {}
         self._tasks = TaskOwner(f"session {self.id}")
@@ -182,7 +186,12 @@ class LiveSession:
         def on_track(track: MediaStreamTrack) -> None:
             if track.kind != "audio" or peer.role == "viewer":
                 return
-            pump = GuestAudioPump(track=track, stream=peer_id, publish=self._publish_audio)
+            pump = GuestAudioPump(
+                track=track,
+                stream=peer_id,
+                publish=self._publish_audio,
+                hear=self.barge.listener(peer_id),
+            )
             self._tasks.spawn(pump.run(), name=f"guest audio {peer_id}")
 
         @pc.on("datachannel")

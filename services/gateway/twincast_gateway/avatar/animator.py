@@ -188,6 +188,8 @@ class Animator:
         self._names: list[str] = []
         self._speakers: list[Speaker] = []
         self._cut_s = -math.inf
+        self._held_at: float | None = None
+        self._held: list[tuple[float, float, str, Speaker]] = []
         self._t: float | None = None
 
         self._energy_target = _clip01(energy)
@@ -225,26 +227,68 @@ class Animator:
             if end <= start or end <= self._cut_s:
                 continue
             start = max(start, self._cut_s)
-            i = bisect.bisect_right(self._starts, start)
-            self._starts.insert(i, start)
-            self._ends.insert(i, end)
-            self._names.insert(i, name)
-            self._speakers.insert(i, speaker)
+            if self._held_at is not None:
+                self._held.append((start, end, name, speaker))
+            else:
+                self._insert(start, end, name, speaker)
+
+    def _insert(self, start: float, end: float, name: str, speaker: Speaker) -> None:
+        i = bisect.bisect_right(self._starts, start)
+        self._starts.insert(i, start)
+        self._ends.insert(i, end)
+        self._names.insert(i, name)
+        self._speakers.insert(i, speaker)
 
     def flush(self, at_s: float) -> int:
         """Barge-in: drop every mouth shape after `at_s`; from `at_s` the mouth is closed.
 
-        Returns how many scheduled spans were dropped or cut short.
+        Returns how many scheduled spans were dropped or cut short (held ones included).
         """
         self._cut_s = max(self._cut_s, at_s)
+        dropped = len(self._held)
+        self._held.clear()
+        self._held_at = None
         keep = bisect.bisect_left(self._starts, at_s)
-        dropped = len(self._starts) - keep
+        dropped += len(self._starts) - keep
         del self._starts[keep:], self._ends[keep:], self._names[keep:], self._speakers[keep:]
         for i, end in enumerate(self._ends):
             if end > at_s:
                 self._ends[i] = at_s
                 dropped += 1
         return dropped
+
+    def hold(self, at_s: float) -> None:
+        """The voice pauses at `at_s` (the guest may be talking over the twin): from then the
+        mouth is closed, and what it would have said waits for `resume` (or goes on `flush`)."""
+        if self._held_at is not None:
+            return
+        self._held_at = at_s
+        keep = bisect.bisect_left(self._starts, at_s)
+        held = list(
+            zip(
+                self._starts[keep:],
+                self._ends[keep:],
+                self._names[keep:],
+                self._speakers[keep:],
+                strict=True,
+            )
+        )
+        del self._starts[keep:], self._ends[keep:], self._names[keep:], self._speakers[keep:]
+        for i, end in enumerate(self._ends):
+            if end > at_s:
+                held.append((at_s, end, self._names[i], self._speakers[i]))
+                self._ends[i] = at_s
+        self._held = sorted(held)
+        self._cut_s = max(self._cut_s, at_s)
+
+    def resume(self, shift_s: float) -> None:
+        """The paused voice plays on, `shift_s` later than planned: so does the mouth."""
+        if self._held_at is None:
+            return
+        self._held_at = None
+        for start, end, name, speaker in self._held:
+            self._insert(start + shift_s, end + shift_s, name, speaker)
+        self._held.clear()
 
     def set_mood(
         self, label: str, valence: float, arousal: float, *, intensity: float | None = None
