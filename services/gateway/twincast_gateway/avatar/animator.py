@@ -81,6 +81,15 @@ MOOD_EXPRESSIONS: Final[Mapping[str, str]] = MappingProxyType(
 )
 
 COARTICULATION_S: Final = 0.06  # half-width of the triangular blend between mouth targets
+# The mouth shapes are shown this much before the sample their phoneme is timed to. Piper's
+# alignments give each phoneme the pad token that follows it, so its viseme starts late by
+# about that pad (~25 ms); measured, loudness leads the viseme track by 25-55 ms on our replies.
+VISEME_LEAD_S: Final = 0.025
+# The first open viseme after a pause opens the mouth fully by its start, rising smoothly over
+# this long before it, instead of half open there and fully 60 ms later (the blend's way).
+ATTACK_S: Final = 0.06
+_OPEN_VISEME: Final = 0.3  # a viseme that visibly opens the mouth (vowels)
+_PAUSE_S: Final = 0.15  # no open viseme for this long: the next one starts speech anew
 _ENVELOPE_S: Final = 0.25  # half-width of the slow speech envelope that drives emphasis nods
 _KEEP_S: Final = 1.0  # how long spoken segments are kept behind the clock
 _MAX_STEP_S: Final = 0.25
@@ -181,8 +190,11 @@ class _Wave:
 class Animator:
     """The face's timeline for one session: `speak`, `flush`, `set_mood`, `set_energy`, `state`."""
 
-    def __init__(self, *, seed: int = 0, energy: float = 0.6) -> None:
+    def __init__(
+        self, *, seed: int = 0, energy: float = 0.6, lead_s: float = VISEME_LEAD_S
+    ) -> None:
         self._rng = random.Random(seed)
+        self._lead = lead_s
         self._starts: list[float] = []
         self._ends: list[float] = []
         self._names: list[str] = []
@@ -223,7 +235,8 @@ class Animator:
         for name, rel_start, rel_end in visemes:
             if not (math.isfinite(rel_start) and math.isfinite(rel_end)):
                 raise ValueError(f"viseme {name!r} has a non-finite time")
-            start, end = start_s + max(0.0, rel_start), start_s + rel_end
+            start = start_s + max(0.0, rel_start) - self._lead
+            end = start_s + rel_end - self._lead
             if end <= start or end <= self._cut_s:
                 continue
             start = max(start, self._cut_s)
@@ -386,7 +399,30 @@ class Animator:
                 viseme, speaker = self._names[i], self._speakers[i]
         if mass > 1.0:
             open_sum, width_sum = open_sum / mass, width_sum / mass
+        attack = self._attack(t_s)
+        if attack is not None and attack.open > open_sum:
+            open_sum, width_sum = attack.open, attack.width
         return viseme, speaker, MouthShape(open_sum, width_sum)
+
+    def _attack(self, t_s: float) -> MouthShape | None:
+        """The first open viseme after a pause, rising to its shape by its start."""
+        i = bisect.bisect_right(self._starts, t_s + ATTACK_S) - 1
+        while i >= 0 and self._ends[i] <= t_s:
+            i -= 1
+        if i < 0 or self._starts[i] < self._cut_s < t_s:
+            return None
+        shape = VISEME_SHAPES.get(self._names[i], _UNKNOWN_SHAPE)
+        start = self._starts[i]
+        if shape.open < _OPEN_VISEME or not start - ATTACK_S <= t_s < self._ends[i]:
+            return None
+        j = i - 1
+        while j >= 0 and self._starts[j] > start - _PAUSE_S - 1.0:
+            opened = VISEME_SHAPES.get(self._names[j], _UNKNOWN_SHAPE).open >= _OPEN_VISEME
+            if opened and self._ends[j] > start - _PAUSE_S:
+                return None
+            j -= 1
+        rise = _smooth((t_s - (start - ATTACK_S)) / ATTACK_S)
+        return MouthShape(shape.open * rise, shape.width)
 
     def _envelope(self, t_s: float) -> float:
         low, high = self._window(t_s, _ENVELOPE_S)
