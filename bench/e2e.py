@@ -4,7 +4,8 @@ A private stack (NATS, Valkey, the five services as processes) and one aiortc gu
 speaks recorded questions in real time. Every time is a time.monotonic() reading in this
 process when audio or a video frame reached it; "speech end" is when the last voiced sample
 of the question left its microphone. `speech_ended_bus` is when stt's `SpeechEnded` reached a
-subscriber in this process (the gateway hears it at the same moment).
+subscriber in this process (the gateway hears it at the same moment), `tts_audio_bus` when the
+reply's first audio chunk did (for a speculative answer, often before the turn ended).
 
 A/V skew is measured two ways. `av_skew_ms_*` (the target): for each onset of the twin's
 voice after a pause, the mouth-opening onset minus the voice onset in presentation time,
@@ -34,6 +35,7 @@ import psutil
 from twincast.demo import MOUTH_MOVING, configure_client_ice, live_stack, read_speech, spoken_turn
 from twincast.rtc_client import TwinCall, av_offset_ms, presented_offset_ms, presented_onsets
 from twincast.runtime import EXAMPLES
+from twincast_shared.contract import PcmChunk
 from twincast_shared.contract import subjects as s
 
 REPO = Path(__file__).resolve().parents[1]
@@ -108,6 +110,7 @@ async def _run(url: str, nats_url: str, token: str, turns: int, barge_ins: int) 
     flushes: list[float] = []
     ducks: list[float] = []
     ended: list[float] = []
+    synthesized: dict[str, float] = {}
     failures = 0
     bus = await nats.connect(nats_url)
 
@@ -115,9 +118,14 @@ async def _run(url: str, nats_url: str, token: str, turns: int, barge_ins: int) 
         if b'"speech_ended"' in msg.data:
             ended.append(time.monotonic())
 
+    async def on_speech(msg: nats.aio.msg.Msg) -> None:
+        reply = PcmChunk.from_wire(msg.data, msg.headers or {}).stream
+        synthesized.setdefault(reply, time.monotonic())
+
     async with TwinCall(base_url=url, token=token, mouth_box=_mouth_box()) as call:
         await call.connected(timeout_s=20)
         await bus.subscribe(s.TURN.of(call.session_id), cb=on_turn)
+        await bus.subscribe(s.TTS_AUDIO.of(call.session_id), cb=on_speech)
         await spoken_turn(call, *speech[0])  # the greeting turn warms every service
         for i in range(turns):
             pcm, rate = speech[i % len(speech)]
@@ -129,6 +137,8 @@ async def _run(url: str, nats_url: str, token: str, turns: int, barge_ins: int) 
             bus_end = next((t for t in ended if t >= turn.speech_end), None)
             if bus_end is not None:
                 turn.at["speech_ended_bus"] = bus_end
+            if turn.reply_id in synthesized:
+                turn.at["tts_audio_bus"] = synthesized[turn.reply_id]
             for stage, ms in turn.stages_ms().items():
                 stages.setdefault(stage, []).append(ms)
             sound = turn.at["reply_audio"]
