@@ -75,6 +75,7 @@ class UtteranceTranscribed(Event):
     text: str
     final: bool
     speculative: bool = False
+    speaker: Literal["guest", "owner"] = "guest"
 
     @model_validator(mode="after")
     def _speculative_is_not_final(self) -> UtteranceTranscribed:
@@ -122,6 +123,22 @@ class ReplyChunk(Event):
     expression: Annotated[str, Field(max_length=32)] = "neutral"
     deferred: bool = False
     final: bool
+    author: Literal["twin", "owner"] = "twin"
+    """`owner`: words the owner typed or edited, spoken in the twin's voice."""
+
+
+class ReplyDrafted(Event):
+    """Shadow mode: the twin's whole answer, held until the owner approves, edits or rejects it."""
+
+    type: Literal["reply_drafted"] = "reply_drafted"
+    draft_id: Token
+    in_reply_to: Token
+    utterance_id: Token | None = None
+    question: str
+    sentences: tuple[str, ...]
+    citations: tuple[Citation, ...] = ()
+    expression: Annotated[str, Field(max_length=32)] = "neutral"
+    deferred: bool = False
 
 
 class Viseme(BaseModel):
@@ -175,17 +192,42 @@ class Interrupt(Event):
 
 
 class TakeOver(Event):
+    """The owner's console holds the floor; `fence` orders every holding of it."""
+
     type: Literal["take_over"] = "take_over"
+    holder: Token
+    fence: Annotated[int, Field(ge=1)]
 
 
 class HandBack(Event):
+    """The floor is the twin's again: handed back by the owner, or `expired` with the console."""
+
     type: Literal["hand_back"] = "hand_back"
-    owner_transcript: str = ""
+    holder: Token
+    fence: Annotated[int, Field(ge=1)]
+    reason: Literal["owner", "expired"] = "owner"
 
 
 class Say(Event):
+    """The owner typed a line for the twin to speak in its voice."""
+
     type: Literal["say"] = "say"
     text: Annotated[str, Field(min_length=1, max_length=4_000)]
+
+
+class DraftDecided(Event):
+    """The owner's verdict on a shadow-mode draft; `text` replaces the draft when edited."""
+
+    type: Literal["draft_decided"] = "draft_decided"
+    draft_id: Token
+    decision: Literal["approve", "edit", "reject"]
+    text: Annotated[str, Field(max_length=4_000)] = ""
+
+    @model_validator(mode="after")
+    def _edit_has_text(self) -> DraftDecided:
+        if self.decision == "edit" and not self.text.strip():
+            raise ValueError("an edited draft needs its new text")
+        return self
 
 
 class SessionEnded(Event):
@@ -197,6 +239,20 @@ class OwnerSignal(Event):
     twin_id: Token
     kind: Annotated[str, Field(min_length=1, max_length=64)]
     value: float
+
+
+class AuditRecord(Event):
+    """One line of a session's audit: words spoken to the guest, and who held the floor."""
+
+    type: Literal["audit"] = "audit"
+    twin_id: Token
+    guest_id: Token | None = None
+    kind: Literal["spoken", "cut", "floor", "refused", "draft"]
+    speaker: Literal["twin", "owner", "guest", "system"]
+    text: Annotated[str, Field(max_length=4_000)] = ""
+    reply_id: Token | None = None
+    author: Literal["twin", "owner"] = "twin"
+    citations: tuple[Citation, ...] = ()
 
 
 class Rejected(BaseModel):
@@ -219,7 +275,8 @@ class Rejected(BaseModel):
 
 
 ControlEvent: TypeAlias = Annotated[
-    Interrupt | TakeOver | HandBack | Say | SessionEnded, Field(discriminator="type")
+    Interrupt | TakeOver | HandBack | Say | DraftDecided | SessionEnded,
+    Field(discriminator="type"),
 ]
 TurnEvent: TypeAlias = Annotated[SpeechStarted | SpeechEnded, Field(discriminator="type")]
 
@@ -233,6 +290,7 @@ AnyEvent: TypeAlias = (
     | UtteranceTranscribed
     | MoodEstimated
     | ReplyChunk
+    | ReplyDrafted
     | VisemeTrack
     | AnimationFrame
     | Interrupt
@@ -241,6 +299,8 @@ AnyEvent: TypeAlias = (
     | Say
     | SessionEnded
     | OwnerSignal
+    | DraftDecided
+    | AuditRecord
 )
 
 
@@ -259,12 +319,16 @@ def subject_for(event: AnyEvent) -> str:
             return s.MOOD.of(event.session_id)
         case ReplyChunk():
             return s.REPLY.of(event.session_id)
+        case ReplyDrafted():
+            return s.DRAFT.of(event.session_id)
+        case AuditRecord():
+            return s.AUDIT.of(event.session_id)
         case VisemeTrack():
             return s.TTS_VISEMES.of(event.session_id)
         case AnimationFrame():
             return s.AVATAR.of(event.session_id)
         case OwnerSignal():
             return s.SIGNALS.of(event.twin_id)
-        case Interrupt() | TakeOver() | HandBack() | Say() | SessionEnded():
+        case Interrupt() | TakeOver() | HandBack() | Say() | DraftDecided() | SessionEnded():
             return s.CONTROL.of(event.session_id)
     raise TypeError(f"no subject for {type(event).__name__}")
