@@ -26,6 +26,7 @@ from twincast_shared.contract import (
     ReplyChunk,
     SessionEnded,
     SpeechStarted,
+    TakeOver,
     TurnEvent,
     VisemeTrack,
 )
@@ -142,7 +143,8 @@ class TtsService(BaseService):
             )
 
     async def on_control(self, event: ControlEvent) -> None:
-        if isinstance(event, Interrupt | SessionEnded):
+        if isinstance(event, Interrupt | TakeOver | SessionEnded):
+            # The owner taking the floor stops the twin mid-word, as a barge-in does.
             self._stop(event.session_id)
         if isinstance(event, SessionEnded):
             self._sessions.pop(event.session_id, None)
