@@ -123,6 +123,10 @@ class SpeechOut:
             self._segments.append(_Segment(start, samples, tag))
         return start
 
+    def unsent(self) -> list[str]:
+        """Tags of the speech not yet sent in full, in the order it would have played."""
+        return list(dict.fromkeys(s.tag for s in self._segments if s.end > self.emitted))
+
     def flush(self) -> int:
         """Drops the unsent speech; returns how many samples were dropped."""
         dropped = sum(max(0, seg.end - max(seg.start, self.emitted)) for seg in self._segments)
