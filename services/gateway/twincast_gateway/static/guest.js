@@ -6,7 +6,7 @@ const $ = (id) => document.getElementById(id);
 const state = {
   phase: "idle", error: null, sessionId: null, captions: [], sources: [],
   interrupted: 0, animation: null, audio: {energy: 0, samples: 0}, video: {frames: 0, changes: 0},
-  notice: $("notice").textContent.replace(/\s+/g, " ").trim(), floor: "twin",
+  notice: $("notice").textContent.replace(/\s+/g, " ").trim(), floor: "twin", mouthMax: {},
 };
 let pc = null, events = null, peerId = null, statsTimer = null;
 const lines = new Map();
@@ -111,7 +111,10 @@ async function start() {
     events = pc.createDataChannel("events");
     events.onmessage = (e) => onMessage(JSON.parse(e.data));
     const anim = pc.createDataChannel("animation", {ordered: false, maxRetransmits: 0});
-    anim.onmessage = (e) => { state.animation = JSON.parse(e.data); };
+    anim.onmessage = (e) => {
+      const a = state.animation = JSON.parse(e.data);
+      state.mouthMax[a.speaker] = Math.max(state.mouthMax[a.speaker] || 0, a.mouth_open);
+    };
     pc.onconnectionstatechange = () => {
       if (pc) setPhase(pc.connectionState);
     };
