@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from twincast.cli_brain import ask_twin, people
 from twincast.cli_face import face
 from twincast.cli_live import bench_e2e, bench_render, bench_sessions, demo, link, print_link
-from twincast.cli_owner import audit
+from twincast.cli_owner import audit, bench_takeover
 from twincast.cli_twin import twin
 from twincast.runtime import Stack, StackError, private_stack, read_run_file
 from twincast.services import SERVICES
@@ -268,3 +268,4 @@ main.add_command(audit)
 bench.add_command(bench_sessions)
 bench.add_command(bench_e2e)
 bench.add_command(bench_render)
+bench.add_command(bench_takeover)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import click
@@ -39,6 +40,16 @@ def audit(session: str, nats_url: str | None, state_dir: Path | None, as_json: b
         click.echo(record.model_dump_json() if as_json else describe(record))
 
 
+@click.command("takeover")
+@click.option("--runs", type=int, default=12, show_default=True, help="takeovers, half mid-answer")
+@click.option("--json", "as_json", is_flag=True, help="JSON only (the default output is JSON too)")
+def bench_takeover(runs: int, as_json: bool) -> None:
+    """The owner's voice at the guest after the takeover click, and the hand back."""
+    from bench.takeover import run
+
+    click.echo(json.dumps(run(runs=runs), indent=None if as_json else 2))
+
+
 def describe(record: AuditRecord) -> str:
     when = record.ts.astimezone().strftime("%Y-%m-%d %H:%M:%S")
     who: str = record.speaker
@@ -50,6 +61,3 @@ def describe(record: AuditRecord) -> str:
     if record.guest_id:
         line += f"  (guest {record.guest_id})"
     return line
-
-
-__all__ = ["audit", "describe"]
