@@ -50,6 +50,7 @@ Speaker = Literal["twin", "owner"]
 MAX_SDP_BYTES = 64 * 1024
 MAX_GUEST_MESSAGE = 8 * 1024
 UPLINK_PREFETCH = 0
+OWNER_MAX_LEAD = 3 * SAMPLE_RATE // 50  # 60 ms of the owner's voice waiting to be sent
 
 
 class SignallingError(ValueError):
@@ -415,12 +416,15 @@ class LiveSession:
         floor = self.floor
         if floor is None or floor.holder != peer_id:
             return  # the owner's microphone is heard only while their console holds the floor
-        start = self.speech.schedule(out, tag="owner")
-        viseme = viseme_for(out)
-        if viseme is not None:
-            self._face.speak(
-                [(viseme, 0.0, OWNER_FRAME_S)], start_s=start / SAMPLE_RATE, speaker="owner"
-            )
+        # Live voice: a burst of late packets must not become lasting delay, so the owner's
+        # queue is kept short and a frame that would lengthen it further is dropped.
+        if self.speech.queued_until - self.speech.present() <= OWNER_MAX_LEAD:
+            start = self.speech.schedule(out, tag="owner")
+            viseme = viseme_for(out)
+            if viseme is not None:
+                self._face.speak(
+                    [(viseme, 0.0, OWNER_FRAME_S)], start_s=start / SAMPLE_RATE, speaker="owner"
+                )
         if self._publish_owner_audio is not None:
             chunk = PcmChunk(
                 pcm=stt.tobytes(),
