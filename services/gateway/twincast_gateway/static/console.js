@@ -81,6 +81,7 @@ function onMessage(msg) {
       `arousal ${msg.arousal.toFixed(2)})`;
   } else if (msg.type === "floor") {
     if (msg.holder === "twin") lostFloor(msg.reason === "expired" ? "expired" : "twin");
+    else if (msg.console !== state.peerId) { state.floor = "other"; showFloor(); }
   } else if (msg.type === "error") {
     state.error = msg.error;
   }
