@@ -18,6 +18,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from twincast_gateway.live import LiveSession, SignallingError
+from twincast_gateway.pages import page_fields, static_text
 from twincast_gateway.tokens import JoinClaims, TokenError
 from twincast_shared.bus import read_audit
 from twincast_shared.contract import DraftDecided, HandBack, Say, TakeOver
@@ -99,8 +100,6 @@ class OwnerConsole:
     # Pages and listing
 
     async def page(self, request: web.Request) -> web.Response:
-        from twincast_gateway.handlers import page_fields, static_text
-
         token = request.match_info["token"]
         try:
             claims = self._gateway.signer.verify(token)
@@ -110,7 +109,7 @@ class OwnerConsole:
         if claims.role != "owner":
             page = static_text("refused.html").format(reason="this link is not the owner's")
             return web.Response(status=403, text=page, content_type="text/html")
-        fields = await page_fields(self._gateway, claims.twin)
+        fields = await page_fields(self._gateway.ctx.store, claims.twin)
         config = {
             "token": token,
             "twin": claims.twin,

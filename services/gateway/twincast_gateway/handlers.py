@@ -8,8 +8,6 @@ import html
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from importlib import resources
-from typing import Any
 
 from aiohttp import web
 
@@ -17,6 +15,7 @@ from twincast_gateway.console import OwnerConsole
 from twincast_gateway.faces import NoPortrait, PortraitFaces
 from twincast_gateway.ice import configure_ice, rtc_configuration
 from twincast_gateway.live import Face, LiveSession, PeerRole, SignallingError
+from twincast_gateway.pages import page_fields, static_text
 from twincast_gateway.settings import GatewaySettings
 from twincast_gateway.tokens import JoinClaims, TokenError, TokenSigner, load_or_create_secret
 from twincast_shared.bus import EVERY_REPLICA
@@ -44,10 +43,6 @@ FaceFactory = Callable[[TwinProfile], Awaitable[Face]]
 
 def _error(status: type[web.HTTPException], reason: str) -> web.HTTPException:
     return status(text=json.dumps({"error": reason}), content_type="application/json")
-
-
-def static_text(name: str) -> str:
-    return resources.files("twincast_gateway").joinpath("static", name).read_text()
 
 
 class GatewayService(BaseService):
@@ -137,7 +132,7 @@ class GatewayService(BaseService):
     # Pages
 
     async def landing(self, _: web.Request) -> web.Response:
-        fields = await page_fields(self, self._settings.twin)
+        fields = await page_fields(self._ctx.store, self._settings.twin)
         body = static_text("landing.html").format(**fields)
         return web.Response(text=body, content_type="text/html")
 
@@ -154,7 +149,7 @@ class GatewayService(BaseService):
             ],
             "twin": claims.twin,
         }
-        fields = await page_fields(self, claims.twin)
+        fields = await page_fields(self._ctx.store, claims.twin)
         fields["config"] = html.escape(json.dumps(config), quote=True)
         return web.Response(
             text=static_text("guest.html").format(**fields), content_type="text/html"
@@ -375,15 +370,6 @@ class GatewayService(BaseService):
     async def _speech(self, session_id: str, chunk: PcmChunk) -> None:
         if session := self.sessions.get(session_id):
             session.on_speech(chunk)
-
-
-async def page_fields(gateway: GatewayService, twin: str) -> dict[str, Any]:
-    profile = await get_profile(gateway.ctx.store, twin)
-    return {
-        "name": html.escape(profile.display_name if profile else twin),
-        "first": html.escape(profile.owner_first_name if profile else twin),
-        "fictional": html.escape(profile.notice) if profile and profile.fictional else "",
-    }
 
 
 SPEC = ServiceSpec(name="gateway", settings=GatewaySettings, create=GatewayService)
