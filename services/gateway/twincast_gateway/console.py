@@ -24,7 +24,6 @@ from twincast_shared.bus import read_audit
 from twincast_shared.contract import DraftDecided, HandBack, Say, TakeOver
 from twincast_shared.contract.events import Token
 from twincast_shared.floor import Floor, FloorTaken, Holding, Shadow
-from twincast_shared.tasks import TaskOwner
 
 if TYPE_CHECKING:
     from twincast_gateway.handlers import GatewayService
@@ -75,13 +74,18 @@ class OwnerConsole:
         self._nats_url = ctx.settings.nats_url
         self.floor = Floor(ctx.store, lease_ms=ctx.settings.floor_lease_ms)
         self.shadow = Shadow(ctx.store)
-        self._tasks = TaskOwner("console")
+        self._watcher: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        self._tasks.spawn(self._watch_leases(), name="floor leases")
+    def _watch(self) -> None:
+        """Watches the leases while any console holds a floor here (started on a takeover)."""
+        if self._watcher is None or self._watcher.done():
+            self._watcher = asyncio.create_task(self._watch_leases(), name="console:leases")
 
     async def close(self) -> None:
-        await self._tasks.close()
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
+            self._watcher = None
 
     def routes(self) -> Iterable[web.RouteDef]:
         return (
@@ -171,6 +175,7 @@ class OwnerConsole:
                 text=f"console {body.console} asked for the floor held by {taken.holding.holder}",
             )
             raise _json_error(web.HTTPConflict, str(taken), holder=taken.holding.holder) from None
+        self._watch()
         if session.floor != holding:
             session.take_over(holding)
             await self._bus.publish(
@@ -213,7 +218,7 @@ class OwnerConsole:
     async def _watch_leases(self) -> None:
         """A console that vanished stops renewing; when its lease runs out, the twin resumes."""
         period = min(0.25, self.floor.lease_ms / 4000)
-        while True:
+        while any(s.floor is not None for s in self._gateway.sessions.values()):
             await asyncio.sleep(period)
             for session in list(self._gateway.sessions.values()):
                 holding = session.floor

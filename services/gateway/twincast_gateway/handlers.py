@@ -101,7 +101,6 @@ class GatewayService(BaseService):
             faces = PortraitFaces(self._ctx.store)
             faces.preload(settings.twin)
             self._face_factory = self._faces = faces
-        self.console.start()
 
     async def close(self) -> None:
         await self.console.close()
