@@ -141,7 +141,8 @@ class MoodService(BaseService):
     async def on_control(self, event: ControlEvent) -> None:
         if isinstance(event, SessionEnded):
             self._guests.pop(event.session_id, None)
-            twin = self._twins.pop(event.session_id, None)
+            twin = self._twins.pop(event.session_id, None) or await self._twin_of(event.session_id)
+            self._twins.pop(event.session_id, None)
             if twin is not None:
                 await end_session(self._ctx.store, twin, event.session_id)
             await self._claims.release(event.session_id)
