@@ -123,7 +123,8 @@ class MoodFusion:
 
 
 class ChangeGate:
-    """Says which estimates are worth publishing: the first, then meaningful changes only."""
+    """Says which estimates are worth publishing: the first with any evidence, then meaningful
+    changes only (label, valence or arousal by `min_delta`, hurry, what it rests on)."""
 
     def __init__(self, *, min_delta: float = 0.25, min_confidence: float = 0.2) -> None:
         self._min_delta = min_delta
@@ -132,7 +133,9 @@ class ChangeGate:
 
     def worth(self, estimate: Estimate) -> bool:
         last = self.last
-        if last is None:
+        if not estimate.basis:
+            changed = False  # no evidence yet: nothing to say
+        elif last is None:
             changed = True
         elif estimate.label != last.label:
             changed = estimate.confidence >= self._min_confidence
@@ -141,6 +144,7 @@ class ChangeGate:
                 abs(estimate.valence - last.valence) >= self._min_delta
                 or abs(estimate.arousal - last.arousal) >= self._min_delta
                 or estimate.hurried != last.hurried
+                or estimate.basis != last.basis
                 or abs(estimate.confidence - last.confidence) >= 2 * self._min_delta
             )
         if changed:

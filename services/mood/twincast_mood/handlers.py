@@ -97,13 +97,18 @@ class MoodService(BaseService):
         if guest is not None:
             self._guests.move_to_end(session_id)
             return guest
+        known = session_id in self._twins
         twin = await self._twin_of(session_id)
         if twin is None and needs_session:
             raise InputError(f"unknown session {session_id}: open it before sending audio")
+        # Words and audio of a new session may both be here: the first to get here makes it.
+        guest = self._guests.get(session_id)
+        if guest is not None:
+            return guest
         guest = self._guests[session_id] = GuestMood(self._text, voice=self._voice)
         while len(self._guests) > MAX_SESSIONS:
             self._guests.popitem(last=False)
-        if twin is not None:
+        if twin is not None and not known:
             # A session seen for the first time gets the owner's state at once.
             state = await self._owner_state(twin)
             if state.kinds:

@@ -372,14 +372,14 @@ def voice_mood(reading: ProsodyReading, z: Mapping[str, float], baseline_s: floa
     point = np.array([z["f0"], z["spread"], z["loudness"], z["rate"], rise])
     scores = {}
     for label in LABELS:
-        distance = float(np.sum((point - np.array(TEMPLATES[label])) ** 2))
+        distance = float(np.sum(FEATURE_TRUST * (point - np.array(TEMPLATES[label])) ** 2))
         scores[label] = math.exp(-distance / 2.0)
     dist = normalized(scores)
-    # A voice like the speaker's usual one says little; so does a baseline built on little.
-    deviation = float(np.sqrt(np.sum(point**2)))
+    # A voice like the speaker's usual one says nothing; so does a baseline built on little.
+    deviation = float(np.sqrt(np.sum(FEATURE_TRUST * point**2)))
     maturity = baseline_s / (baseline_s + 2.0)
     amount = min(1.0, reading.speech_s / 1.2)
-    confidence = float(np.clip(0.15 + 0.3 * deviation, 0.1, 0.9)) * (0.4 + 0.6 * maturity) * amount
+    confidence = float(np.clip(0.3 * (deviation - 1.0), 0.0, 0.8)) * maturity * amount
     arousal = math.tanh(0.5 * z["loudness"] + 0.4 * z["rate"] + 0.3 * z["f0"] + 0.2 * z["spread"])
     valence = sum(dist[label] * PLACE[label][0] for label in LABELS)
     return VoiceMood(
