@@ -387,6 +387,6 @@ def voice_mood(reading: ProsodyReading, z: Mapping[str, float], baseline_s: floa
         confidence=confidence,
         valence=valence,
         arousal=arousal,
-        fast=z["rate"] > 1.5,
+        fast=z["rate"] > 2.5,  # rate strays by up to 2 z on one steady voice
         z={**{k: round(v, 2) for k, v in z.items()}, "rise": round(rise, 2)},
     )
