@@ -74,7 +74,8 @@ class MoodService(BaseService):
     # The guest
 
     async def on_words(self, event: UtteranceTranscribed | GuestTextSubmitted) -> None:
-        if not event.text.strip():
+        # The owner's own words, while they hold the floor, are not the guest's mood.
+        if not event.text.strip() or getattr(event, "speaker", "guest") != "guest":
             return
         guest = await self._guest(event.session_id, needs_session=False)
         if isinstance(event, UtteranceTranscribed):
