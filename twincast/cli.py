@@ -258,6 +258,17 @@ def bench_twin(runs: int, chunks: int, composer: str | None, as_json: bool) -> N
     click.echo(json.dumps(result, indent=None if as_json else 2))
 
 
+@bench.command("mood")
+@click.option("--no-bus", is_flag=True, help="engine only: skip the latency over a real bus")
+@click.option("--json", "as_json", is_flag=True, help="JSON only (the default output is JSON too)")
+def bench_mood(no_bus: bool, as_json: bool) -> None:
+    """Guest mood on the labelled set in examples/mood: words alone vs words and voice."""
+    from bench.mood import run_mood_bench
+
+    result = run_mood_bench(bus=not no_bus)
+    click.echo(json.dumps(result, indent=None if as_json else 2))
+
+
 twin.add_command(ask_twin)
 twin.add_command(face)
 twin.add_command(people)

@@ -17,6 +17,7 @@ from twincast_gateway.ice import configure_ice, rtc_configuration
 from twincast_gateway.live import Face, LiveSession, PeerRole, SignallingError
 from twincast_gateway.pages import page_fields, static_text
 from twincast_gateway.settings import GatewaySettings
+from twincast_gateway.signals import OwnerSignalsApi
 from twincast_gateway.tokens import JoinClaims, TokenError, TokenSigner, load_or_create_secret
 from twincast_shared.bus import EVERY_REPLICA
 from twincast_shared.contract import (
@@ -126,6 +127,9 @@ class GatewayService(BaseService):
             web.options("/whep", self.whip_options),
             web.options("/whip", self.whip_options),
             *self.console.routes(),
+            *OwnerSignalsApi(
+                store=self._ctx.store, bus=self._ctx.bus, signer=lambda: self.signer
+            ).routes(),
         )
 
     # Pages

@@ -41,6 +41,7 @@ from twincast_reasoning.owner import (
     spoken_line,
 )
 from twincast_reasoning.settings import ReasoningSettings
+from twincast_reasoning.tone import adapt
 from twincast_reasoning.twins import TwinRepository
 from twincast_shared.contract import (
     CONTROL_EVENT,
@@ -53,6 +54,7 @@ from twincast_shared.contract import (
 )
 from twincast_shared.contract import subjects as s
 from twincast_shared.floor import Floor, Shadow
+from twincast_shared.moods import get_guest_mood
 from twincast_shared.service import BaseService, ServiceContext, ServiceSpec
 from twincast_shared.sessions import (
     SessionInfo,
@@ -324,7 +326,10 @@ class ReasoningService(BaseService):
                 guest_name=guest_name,
             )
         )
+        mood = await get_guest_mood(self._ctx.store, session_id)
+        answer = adapt(answer, question=question, mood=mood)
         span.set_attribute("twincast.session_id", session_id)
+        span.set_attribute("twincast.guest_mood", mood.label if mood else "unknown")
         span.set_attribute("twincast.scope", session.scope)
         span.set_attribute("twincast.composer", self._composer.name)
         span.set_attribute("twincast.deferred", answer.deferred)

@@ -139,7 +139,7 @@ class TtsService(BaseService):
     async def on_mood(self, mood: MoodEstimated) -> None:
         if mood.whose == "guest":
             self._session(mood.session_id).delivery = Delivery.for_mood(
-                arousal=mood.arousal, energy=mood.energy
+                arousal=mood.arousal, energy=mood.energy, label=mood.label, hurried=mood.hurried
             )
 
     async def on_control(self, event: ControlEvent) -> None:

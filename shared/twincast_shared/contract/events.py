@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Literal, TypeAlias
+from types import MappingProxyType
+from typing import Annotated, Final, Literal, TypeAlias
 from uuid import uuid4
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
@@ -88,7 +92,16 @@ class UtteranceTranscribed(Event):
     compute_ms: Annotated[float, Field(ge=0)] = 0.0
 
 
+MoodBasis = Literal["text", "voice", "signals"]
+
+
 class MoodEstimated(Event):
+    """The guest's mood (from their words and voice) or the owner's state (from signals).
+
+    `confidence` is how sure the estimate is of its `label`; `hurried` says the guest wants
+    it short; `basis` names what the estimate rests on.
+    """
+
     type: Literal["mood_estimated"] = "mood_estimated"
     whose: Literal["guest", "owner"]
     valence: Unit
@@ -96,6 +109,9 @@ class MoodEstimated(Event):
     energy: Share
     label: Annotated[str, Field(min_length=1, max_length=32)]
     source_event_id: Token | None = None
+    confidence: Share = 1.0
+    hurried: bool = False
+    basis: tuple[MoodBasis, ...] = ()
 
 
 class Citation(BaseModel):
@@ -234,11 +250,61 @@ class SessionEnded(Event):
     type: Literal["session_ended"] = "session_ended"
 
 
+@dataclass(frozen=True, slots=True)
+class SignalKind:
+    """What one kind of owner signal measures, in which unit, and which values are plausible."""
+
+    unit: str
+    low: float
+    high: float
+    meaning: str
+
+
+SIGNAL_KINDS: Final[Mapping[str, SignalKind]] = MappingProxyType(
+    {
+        "heart_rate": SignalKind("bpm", 30, 220, "current heart rate"),
+        "resting_heart_rate": SignalKind("bpm", 30, 120, "today's resting heart rate"),
+        "hrv": SignalKind("ms", 5, 300, "heart-rate variability (RMSSD)"),
+        "sleep_hours": SignalKind("h", 0, 16, "sleep last night"),
+        "steps": SignalKind("steps", 0, 100_000, "steps today"),
+        "calendar_load": SignalKind("share", 0, 1, "share of today's working hours booked"),
+        "meetings_today": SignalKind("meetings", 0, 40, "meetings on today's calendar"),
+    }
+)
+
+
 class OwnerSignal(Event):
+    """One measurement about the owner (a wearable, the calendar). `session_id` carries the
+    twin's id: a signal belongs to no session. `ts` is when it was measured."""
+
     type: Literal["owner_signal"] = "owner_signal"
     twin_id: Token
     kind: Annotated[str, Field(min_length=1, max_length=64)]
     value: float
+
+    @model_validator(mode="after")
+    def _plausible(self) -> OwnerSignal:
+        spec = SIGNAL_KINDS.get(self.kind)
+        if spec is None:
+            raise ValueError(
+                f"unknown signal kind {self.kind[:64]!r}; known: {', '.join(SIGNAL_KINDS)}"
+            )
+        if not math.isfinite(self.value):
+            raise ValueError(f"{self.kind} must be a finite number")
+        if not spec.low <= self.value <= spec.high:
+            raise ValueError(
+                f"{self.kind}={self.value:g} is implausible: expected "
+                f"{spec.low:g}..{spec.high:g} {spec.unit} ({spec.meaning})"
+            )
+        return self
+
+
+class OwnerConsent(Event):
+    """The owner switched their signals on or off; off erases what was stored."""
+
+    type: Literal["owner_consent"] = "owner_consent"
+    twin_id: Token
+    signals: bool
 
 
 class AuditRecord(Event):
@@ -280,8 +346,11 @@ ControlEvent: TypeAlias = Annotated[
 ]
 TurnEvent: TypeAlias = Annotated[SpeechStarted | SpeechEnded, Field(discriminator="type")]
 
+SignalsEvent: TypeAlias = Annotated[OwnerSignal | OwnerConsent, Field(discriminator="type")]
+
 CONTROL_EVENT: TypeAdapter[ControlEvent] = TypeAdapter(ControlEvent)
 TURN_EVENT: TypeAdapter[TurnEvent] = TypeAdapter(TurnEvent)
+SIGNALS_EVENT: TypeAdapter[SignalsEvent] = TypeAdapter(SignalsEvent)
 
 AnyEvent: TypeAlias = (
     GuestTextSubmitted
@@ -301,6 +370,7 @@ AnyEvent: TypeAlias = (
     | OwnerSignal
     | DraftDecided
     | AuditRecord
+    | OwnerConsent
 )
 
 
@@ -327,7 +397,7 @@ def subject_for(event: AnyEvent) -> str:
             return s.TTS_VISEMES.of(event.session_id)
         case AnimationFrame():
             return s.AVATAR.of(event.session_id)
-        case OwnerSignal():
+        case OwnerSignal() | OwnerConsent():
             return s.SIGNALS.of(event.twin_id)
         case Interrupt() | TakeOver() | HandBack() | Say() | DraftDecided() | SessionEnded():
             return s.CONTROL.of(event.session_id)
