@@ -130,6 +130,8 @@ async def stack(
                 twin=settings.twin,
                 health_port=0,
                 state_dir=state_dir,
+                # A console that vanishes loses the floor in 2 s here, not the default 5 s.
+                **({"floor_lease_ms": 2_000} if name == "gateway" else {}),
             )
             running[name] = await exits.enter_async_context(
                 serve(found, service_settings, tracer_provider=provider)

@@ -293,3 +293,13 @@ def test_holding_while_a_new_reply_arrives_keeps_it_for_after() -> None:
     assert start == speech.queued_until - int(0.3 * SAMPLE_RATE)
     face.speak([("aa", 0.0, 0.3)], start / SAMPLE_RATE)
     assert face.state(start / SAMPLE_RATE + 0.1).mouth_open == 0.0  # held, not shown
+
+
+def test_the_owners_live_voice_is_never_paused() -> None:
+    speech, _face, guard, ticks, told = setup()
+    owner = twin_voice(1.5)
+    speech.schedule(owner, tag="owner")
+    guest = np.concatenate([np.zeros(8000, np.int16), speech_16k()[:8000]])
+    out = play(speech, guard, ticks, frames(guest))
+    assert told == []
+    assert all(f is not None for f in out)

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from twincast.cli_brain import ask_twin, people
 from twincast.cli_face import face
 from twincast.cli_live import bench_e2e, bench_render, bench_sessions, demo, link, print_link
+from twincast.cli_owner import audit, bench_takeover
 from twincast.cli_twin import twin
 from twincast.runtime import Stack, StackError, private_stack, read_run_file
 from twincast.services import SERVICES
@@ -75,6 +76,14 @@ def up(
         click.echo(f"  {name:<11} {url}/readyz")
     click.echo("Talk to it (open in a browser):")
     print_link(state_dir=settings.state_dir, twin=settings.twin, scope="public", ttl_s=24 * 3600)
+    click.echo("Your owner console (keep this link to yourself):")
+    print_link(
+        state_dir=settings.state_dir,
+        twin=settings.twin,
+        scope="private",
+        ttl_s=12 * 3600,
+        owner=True,
+    )
     click.echo('Or ask from here: twincast ask "What did you find on the rooftops?"')
     click.echo("Press Ctrl-C to stop.", err=True)
     code = 0
@@ -249,12 +258,25 @@ def bench_twin(runs: int, chunks: int, composer: str | None, as_json: bool) -> N
     click.echo(json.dumps(result, indent=None if as_json else 2))
 
 
+@bench.command("mood")
+@click.option("--no-bus", is_flag=True, help="engine only: skip the latency over a real bus")
+@click.option("--json", "as_json", is_flag=True, help="JSON only (the default output is JSON too)")
+def bench_mood(no_bus: bool, as_json: bool) -> None:
+    """Guest mood on the labelled set in examples/mood: words alone vs words and voice."""
+    from bench.mood import run_mood_bench
+
+    result = run_mood_bench(bus=not no_bus)
+    click.echo(json.dumps(result, indent=None if as_json else 2))
+
+
 twin.add_command(ask_twin)
 twin.add_command(face)
 twin.add_command(people)
 main.add_command(twin)
 main.add_command(demo)
 main.add_command(link)
+main.add_command(audit)
 bench.add_command(bench_sessions)
 bench.add_command(bench_e2e)
 bench.add_command(bench_render)
+bench.add_command(bench_takeover)

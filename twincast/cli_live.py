@@ -93,12 +93,30 @@ def demo(question: Path, out: Path, as_json: bool) -> None:
 @click.option("--scope", type=click.Choice(["public", "colleagues", "private"]), default="public")
 @click.option("--guest", default=None, help="who the link is for (the twin remembers them)")
 @click.option("--ttl", type=float, default=24.0, show_default=True, help="hours it stays valid")
+@click.option("--owner", is_flag=True, help="the owner's console link instead of a guest's")
+@click.option(
+    "--token-only", is_flag=True, help="just the token, for `Authorization: Bearer` (APIs)"
+)
 @click.option("--state-dir", type=click.Path(path_type=Path))
 def link(
-    twin: str | None, scope: str, guest: str | None, ttl: float, state_dir: Path | None
+    twin: str | None,
+    scope: str,
+    guest: str | None,
+    ttl: float,
+    owner: bool,
+    token_only: bool,
+    state_dir: Path | None,
 ) -> None:
-    """Print a signed, expiring join link to the running twin."""
-    print_link(state_dir=state_dir, twin=twin, scope=scope, guest=guest, ttl_s=ttl * 3600)
+    """Print a signed, expiring join link to the running twin (or its owner's console)."""
+    print_link(
+        state_dir=state_dir,
+        twin=twin,
+        scope=scope,
+        guest=guest,
+        ttl_s=ttl * 3600,
+        owner=owner,
+        token_only=token_only,
+    )
 
 
 def print_link(
@@ -108,6 +126,8 @@ def print_link(
     scope: str,
     guest: str | None = None,
     ttl_s: float,
+    owner: bool = False,
+    token_only: bool = False,
 ) -> None:
     from twincast_gateway.tokens import TokenSigner, load_or_create_secret
 
@@ -124,8 +144,12 @@ def print_link(
         scope=scope,  # type: ignore[arg-type]
         guest=guest,
         ttl_s=ttl_s,
+        role="owner" if owner else "guest",
     )
-    click.echo(f"{running.gateway}/join/{token}")
+    if token_only:
+        click.echo(token)
+    else:
+        click.echo(f"{running.gateway}/{'console' if owner else 'join'}/{token}")
 
 
 @click.command("sessions")

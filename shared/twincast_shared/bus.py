@@ -19,6 +19,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from twincast_shared.contract import (
     AnyEvent,
     AudioFormatError,
+    AuditRecord,
     InputError,
     PcmChunk,
     Rejected,
@@ -72,6 +73,28 @@ async def ensure_streams(nats_url: str, streams: tuple[s.Stream, ...] = s.STREAM
         await nc.close()
 
 
+async def read_audit(nats_url: str, session: str, *, limit: int = 10_000) -> list[AuditRecord]:
+    """A session's audit, oldest first, read from the stream without consuming it."""
+    nc = await nats.connect(nats_url, connect_timeout=5, allow_reconnect=False)
+    try:
+        jsm = nc.jsm()
+        subject = s.AUDIT.of(session)
+        records: list[AuditRecord] = []
+        seq = 1
+        while len(records) < limit:
+            try:
+                msg = await jsm.get_msg(s.AUDIT_STREAM.name, seq, subject=subject, next=True)
+            except NotFoundError:
+                break
+            if msg.data is not None:
+                records.append(AuditRecord.model_validate_json(msg.data))
+            assert msg.seq is not None
+            seq = msg.seq + 1
+        return records
+    finally:
+        await nc.close()
+
+
 async def _raw(msg: StreamMessage[Any]) -> tuple[str, bytes, dict[str, str]]:
     # Handlers get subject, bytes and headers from here rather than asking for the message
     # object: FastStream resolves a `NatsMessage` parameter on a worker thread, per message
@@ -99,6 +122,15 @@ class Bus:
             event.model_dump_json().encode(),
             subject_for(event),
             headers={"content-type": "application/json"},
+        )
+
+    async def record(self, event: AuditRecord) -> None:
+        """Into the audit stream, acknowledged by JetStream: the record is on disk on return."""
+        await self.broker.publish(
+            event.model_dump_json().encode(),
+            subject_for(event),
+            headers={"content-type": "application/json", "Nats-Msg-Id": event.event_id},
+            stream=s.AUDIT_STREAM.name,
         )
 
     async def publish_audio(self, subject: str, chunk: PcmChunk) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -28,6 +29,24 @@ class UnknownSession(LookupError):
 
 async def open_session(store: StateStore, info: SessionInfo) -> None:
     await store.put(key("session", info.session_id), info, ttl_s=SESSION_TTL_S)
+    live = key("twin", info.twin_id, "live")
+    async with store.redis.pipeline(transaction=True) as pipe:
+        pipe.zadd(live, {info.session_id: time.time()})
+        pipe.zremrangebyscore(live, 0, time.time() - SESSION_TTL_S)
+        pipe.expire(live, SESSION_TTL_S)
+        await pipe.execute()
+
+
+async def end_session(store: StateStore, twin_id: str, session_id: str) -> None:
+    """Takes an ended session off its twin's live list (the session record expires alone)."""
+    await store.redis.zrem(key("twin", twin_id, "live"), session_id)
+
+
+async def live_sessions(store: StateStore, twin_id: str) -> list[str]:
+    """The twin's sessions opened in the last day and not ended yet."""
+    live = key("twin", twin_id, "live")
+    found = await store.redis.zrangebyscore(live, time.time() - SESSION_TTL_S, "+inf")
+    return [s.decode() if isinstance(s, bytes) else str(s) for s in found]
 
 
 async def get_session(store: StateStore, session_id: str) -> SessionInfo:

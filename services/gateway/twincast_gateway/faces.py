@@ -9,6 +9,7 @@ import itertools
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import av
 import numpy as np
@@ -84,8 +85,14 @@ class PortraitFace:
         self._renderer = renderer
         self._animator = Animator(seed=seed)
 
-    def speak(self, visemes: Sequence[tuple[str, float, float]], *, start_s: float) -> None:
-        self._animator.speak(visemes, start_s)
+    def speak(
+        self,
+        visemes: Sequence[tuple[str, float, float]],
+        *,
+        start_s: float,
+        speaker: Literal["twin", "owner"] = "twin",
+    ) -> None:
+        self._animator.speak(visemes, start_s, speaker=speaker)
 
     def flush(self, at_s: float) -> None:
         self._animator.flush(at_s)

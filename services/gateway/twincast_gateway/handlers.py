@@ -8,15 +8,16 @@ import html
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from importlib import resources
-from typing import Any
 
 from aiohttp import web
 
+from twincast_gateway.console import OwnerConsole
 from twincast_gateway.faces import NoPortrait, PortraitFaces
 from twincast_gateway.ice import configure_ice, rtc_configuration
 from twincast_gateway.live import Face, LiveSession, PeerRole, SignallingError
+from twincast_gateway.pages import page_fields, static_text
 from twincast_gateway.settings import GatewaySettings
+from twincast_gateway.signals import OwnerSignalsApi
 from twincast_gateway.tokens import JoinClaims, TokenError, TokenSigner, load_or_create_secret
 from twincast_shared.bus import EVERY_REPLICA
 from twincast_shared.contract import (
@@ -24,6 +25,7 @@ from twincast_shared.contract import (
     MoodEstimated,
     PcmChunk,
     ReplyChunk,
+    ReplyDrafted,
     SessionEnded,
     SpeechStarted,
     TurnEvent,
@@ -44,16 +46,12 @@ def _error(status: type[web.HTTPException], reason: str) -> web.HTTPException:
     return status(text=json.dumps({"error": reason}), content_type="application/json")
 
 
-def _static(name: str) -> str:
-    return resources.files("twincast_gateway").joinpath("static", name).read_text()
-
-
 class GatewayService(BaseService):
     def __init__(
         self, ctx: ServiceContext[GatewaySettings], *, face_factory: FaceFactory | None = None
     ) -> None:
-        self._ctx = ctx
-        self._settings = ctx.settings
+        self._ctx = self.ctx = ctx
+        self._settings = self.settings = ctx.settings
         self._face_factory = face_factory
         self._faces: PortraitFaces | None = None
         self._signer: TokenSigner | None = None
@@ -82,6 +80,8 @@ class GatewayService(BaseService):
             s.TTS_VISEMES, VisemeTrack, self._visemes, queue=EVERY_REPLICA, accept=self._mine
         )
         bus.on_audio(s.TTS_AUDIO, self._speech, queue=EVERY_REPLICA, accept=self._mine)
+        bus.on_event(s.DRAFT, ReplyDrafted, self._draft, queue=EVERY_REPLICA, accept=self._mine)
+        self.console = OwnerConsole(self)
 
     @property
     def signer(self) -> TokenSigner:
@@ -104,6 +104,7 @@ class GatewayService(BaseService):
             self._face_factory = self._faces = faces
 
     async def close(self) -> None:
+        await self.console.close()
         sessions, self.sessions = list(self.sessions.values()), {}
         await asyncio.gather(*(session.close() for session in sessions))
         if self._faces is not None:
@@ -125,22 +126,25 @@ class GatewayService(BaseService):
             web.patch("/whip/{session}/{peer}", self.no_trickle),
             web.options("/whep", self.whip_options),
             web.options("/whip", self.whip_options),
+            *self.console.routes(),
+            *OwnerSignalsApi(
+                store=self._ctx.store, bus=self._ctx.bus, signer=lambda: self.signer
+            ).routes(),
         )
 
     # Pages
 
     async def landing(self, _: web.Request) -> web.Response:
-        profile = await get_profile(self._ctx.store, self._settings.twin)
-        body = _static("landing.html").format(**_page_fields(profile, self._settings.twin))
+        fields = await page_fields(self._ctx.store, self._settings.twin)
+        body = static_text("landing.html").format(**fields)
         return web.Response(text=body, content_type="text/html")
 
     async def join_page(self, request: web.Request) -> web.Response:
         try:
             claims = self.signer.verify(request.match_info["token"])
         except TokenError as error:
-            page = _static("refused.html").format(reason=html.escape(str(error)))
+            page = static_text("refused.html").format(reason=html.escape(str(error)))
             return web.Response(status=401, text=page, content_type="text/html")
-        profile = await get_profile(self._ctx.store, claims.twin)
         config = {
             "token": request.match_info["token"],
             "iceServers": [
@@ -148,16 +152,23 @@ class GatewayService(BaseService):
             ],
             "twin": claims.twin,
         }
-        fields = _page_fields(profile, claims.twin)
+        fields = await page_fields(self._ctx.store, claims.twin)
         fields["config"] = html.escape(json.dumps(config), quote=True)
-        return web.Response(text=_static("guest.html").format(**fields), content_type="text/html")
+        return web.Response(
+            text=static_text("guest.html").format(**fields), content_type="text/html"
+        )
 
     async def static(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
-        kinds = {"guest.js": "text/javascript", "guest.css": "text/css"}
+        kinds = {
+            "guest.js": "text/javascript",
+            "guest.css": "text/css",
+            "console.js": "text/javascript",
+            "console.css": "text/css",
+        }
         if name not in kinds:
             raise web.HTTPNotFound()
-        return web.Response(text=_static(name), content_type=kinds[name])
+        return web.Response(text=static_text(name), content_type=kinds[name])
 
     async def status(self, _: web.Request) -> web.Response:
         results = await asyncio.gather(*(self._ready(name) for name in WORKERS))
@@ -298,6 +309,10 @@ class GatewayService(BaseService):
             publish_text=self._ctx.bus.publish,
             publish_animation=self._ctx.bus.publish,
             on_empty=self._ended,
+            publish_owner_audio=lambda chunk: self._ctx.bus.publish_audio(
+                s.AUDIO_OWNER.of(info.session_id), chunk
+            ),
+            publish_audit=self._ctx.bus.record,
         )
         self.sessions[session.id] = session
         self._ctx.log.info("session %s opened (twin %s, %s)", session.id, info.twin_id, info.scope)
@@ -347,6 +362,10 @@ class GatewayService(BaseService):
         if session := self.sessions.get(event.session_id):
             session.on_mood(event)
 
+    async def _draft(self, event: ReplyDrafted) -> None:
+        if session := self.sessions.get(event.session_id):
+            session.on_draft(event)
+
     async def _visemes(self, event: VisemeTrack) -> None:
         if session := self.sessions.get(event.session_id):
             session.on_visemes(event)
@@ -354,14 +373,6 @@ class GatewayService(BaseService):
     async def _speech(self, session_id: str, chunk: PcmChunk) -> None:
         if session := self.sessions.get(session_id):
             session.on_speech(chunk)
-
-
-def _page_fields(profile: TwinProfile | None, twin: str) -> dict[str, Any]:
-    return {
-        "name": html.escape(profile.display_name if profile else twin),
-        "first": html.escape(profile.owner_first_name if profile else twin),
-        "fictional": html.escape(profile.notice) if profile and profile.fictional else "",
-    }
 
 
 SPEC = ServiceSpec(name="gateway", settings=GatewaySettings, create=GatewayService)

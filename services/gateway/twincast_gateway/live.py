@@ -26,25 +26,32 @@ from twincast_gateway.media import (
     TwinAudioTrack,
     set_audio_prefetch,
 )
+from twincast_gateway.owner_voice import OWNER_FRAME_S, OwnerVoicePump, viseme_for
 from twincast_gateway.uplink import BargeInGuard
 from twincast_shared.contract import (
+    GUEST_SAMPLE_RATE,
     AnimationFrame,
+    AuditRecord,
     GuestTextSubmitted,
     MoodEstimated,
     PcmChunk,
     ReplyChunk,
+    ReplyDrafted,
     UtteranceTranscribed,
     VisemeTrack,
 )
+from twincast_shared.floor import Holding
 from twincast_shared.sessions import SessionInfo
 from twincast_shared.tasks import TaskOwner
 
 log = logging.getLogger(__name__)
 
-PeerRole = Literal["guest", "viewer", "ingest"]
+PeerRole = Literal["guest", "viewer", "ingest", "owner"]
+Speaker = Literal["twin", "owner"]
 MAX_SDP_BYTES = 64 * 1024
 MAX_GUEST_MESSAGE = 8 * 1024
 UPLINK_PREFETCH = 0
+OWNER_MAX_LEAD = 3 * SAMPLE_RATE // 50  # 60 ms of the owner's voice waiting to be sent
 
 
 class SignallingError(ValueError):
@@ -54,7 +61,13 @@ class SignallingError(ValueError):
 class Face(Protocol):
     """The avatar: timing of the face (visemes, blinks, mood) and drawing it."""
 
-    def speak(self, visemes: Sequence[tuple[str, float, float]], *, start_s: float) -> None: ...
+    def speak(
+        self,
+        visemes: Sequence[tuple[str, float, float]],
+        *,
+        start_s: float,
+        speaker: Speaker = "twin",
+    ) -> None: ...
     def flush(self, at_s: float) -> None: ...
     def hold(self, at_s: float) -> None: ...
     def resume(self, shift_s: float) -> None: ...
@@ -102,6 +115,8 @@ class LiveSession:
         publish_text: Callable[[GuestTextSubmitted], Awaitable[None]],
         publish_animation: Callable[[AnimationFrame], Coroutine[Any, Any, None]],
         on_empty: Callable[[LiveSession], Awaitable[None]],
+        publish_owner_audio: Callable[[PcmChunk], Awaitable[None]] | None = None,
+        publish_audit: Callable[[AuditRecord], Awaitable[None]] | None = None,
     ) -> None:
         self.info = info
         self.id = info.session_id
@@ -111,6 +126,12 @@ class LiveSession:
         self._publish_text = publish_text
         self._publish_animation = publish_animation
         self._on_empty = on_empty
+        self._publish_owner_audio = publish_owner_audio
+        self._publish_audit = publish_audit
+        # The owner's console holding the floor, if one does: its voice replaces the twin's.
+        self.floor: Holding | None = None
+        self._guest_voice: MediaStreamTrack | None = None
+        self._owner_seq = 0
         self.clock = MediaClock()
         self.speech = SpeechOut(clock=self.clock)
         self.stats = SessionStats()
@@ -164,6 +185,9 @@ class LiveSession:
                     raise SignallingError("the offer has no audio or video to receive")
                 if "audio" in kinds:
                     pc.addTrack(self._relay.subscribe(self._audio))
+                if role == "owner" and self._guest_voice is not None:
+                    # The owner's console hears the guest on its second audio line.
+                    pc.addTrack(self._relay.subscribe(self._guest_voice))
                 if "video" in kinds:
                     pc.addTrack(self._relay.subscribe(self._video, buffered=False))
             answer = await pc.createAnswer()
@@ -173,8 +197,13 @@ class LiveSession:
             raise
         return peer_id, pc.localDescription.sdp
 
-    def has_peer(self, peer_id: str) -> bool:
-        return peer_id in self._peers
+    def has_peer(self, peer_id: str, *, role: PeerRole | None = None) -> bool:
+        peer = self._peers.get(peer_id)
+        return peer is not None and (role is None or peer.role == role)
+
+    @property
+    def guests(self) -> int:
+        return sum(peer.role != "owner" for peer in self._peers.values())
 
     async def hang_up(self, peer_id: str) -> None:
         await self._drop(peer_id, notify=True)
@@ -186,6 +215,16 @@ class LiveSession:
         def on_track(track: MediaStreamTrack) -> None:
             if track.kind != "audio" or peer.role == "viewer":
                 return
+            if peer.role == "owner":
+                voice = OwnerVoicePump(
+                    track=track,
+                    on_frame=lambda out, stt: self._owner_voice(peer_id, out, stt),
+                )
+                self._tasks.spawn(voice.run(), name=f"owner audio {peer_id}")
+                return
+            if self._guest_voice is None:
+                self._guest_voice = track
+                track = self._relay.subscribe(track)
             pump = GuestAudioPump(
                 track=track,
                 stream=peer_id,
@@ -234,7 +273,8 @@ class LiveSession:
         if peer is None:
             return
         await peer.pc.close()
-        if notify and not self._peers:
+        # A session lives while its guests do; a console watching it does not keep it open.
+        if notify and not self.guests:
             await self._on_empty(self)
 
     async def close(self) -> None:
@@ -251,6 +291,10 @@ class LiveSession:
 
     def on_reply(self, chunk: ReplyChunk) -> None:
         if chunk.reply_id in self._cancelled:
+            return
+        if self.floor is not None and chunk.author == "twin":
+            # An answer that crossed the owner's takeover on its way: the owner has the floor.
+            self._cancelled.add(chunk.reply_id)
             return
         utterance = chunk.utterance_id
         if chunk.provisional and utterance is not None and utterance not in self._ended:
@@ -306,30 +350,129 @@ class LiveSession:
                 "text": chunk.text,
                 "final": chunk.final,
                 "deferred": chunk.deferred,
+                "author": chunk.author,
                 "citations": [c.model_dump(exclude_none=True) for c in chunk.citations],
             }
         )
+        self.audit(
+            kind="spoken",
+            speaker="twin",
+            text=chunk.text,
+            reply_id=chunk.reply_id,
+            author=chunk.author,
+            citations=chunk.citations,
+        )
+
+    def audit(self, **fields: Any) -> None:
+        """One line into the session's audit (durable, acknowledged by JetStream)."""
+        if self._publish_audit is None or self._closed:
+            return
+        record = AuditRecord(
+            session_id=self.id,
+            twin_id=self.info.twin_id,
+            guest_id=self.info.guest_id,
+            **fields,
+        )
+        self._tasks.spawn(self._record(record), name="audit")
+
+    async def _record(self, record: AuditRecord) -> None:
+        assert self._publish_audit is not None
+        try:
+            await self._publish_audit(record)
+        except Exception:
+            # The audit must not lose a line quietly: this is an operator's problem to see.
+            log.exception("audit record %s of session %s not stored", record.event_id, self.id)
 
     def on_transcript(self, event: UtteranceTranscribed) -> None:
         self._broadcast(
             {
                 "type": "caption",
-                "who": "guest",
+                "who": event.speaker,
                 "utterance_id": event.utterance_id,
                 "text": event.text,
                 "final": event.final,
             }
         )
+        if event.speaker == "owner" and event.final and event.text.strip():
+            self.audit(kind="spoken", speaker="owner", author="owner", text=event.text)
+
+    def on_draft(self, draft: ReplyDrafted) -> None:
+        self._broadcast(
+            {
+                "type": "draft",
+                "draft_id": draft.draft_id,
+                "question": draft.question,
+                "text": " ".join(draft.sentences),
+                "deferred": draft.deferred,
+                "citations": [c.model_dump(exclude_none=True) for c in draft.citations],
+            },
+            owners_only=True,
+        )
+
+    # The owner's floor
+
+    def take_over(self, holding: Holding) -> None:
+        """The owner's console holds the floor: the twin stops, mid-word if it was talking."""
+        self.floor = holding
+        self._silence_twin(why="the owner took over")
+        self._broadcast({"type": "floor", "holder": "owner", "console": holding.holder})
+
+    def hand_back(self, *, reason: str) -> None:
+        self.floor = None
+        self._broadcast({"type": "floor", "holder": "twin", "reason": reason})
+
+    async def _owner_voice(self, peer_id: str, out: Any, stt: Any) -> None:
+        floor = self.floor
+        if floor is None or floor.holder != peer_id:
+            return  # the owner's microphone is heard only while their console holds the floor
+        # Live voice: a burst of late packets must not become lasting delay, so the owner's
+        # queue is kept short and a frame that would lengthen it further is dropped.
+        if self.speech.queued_until - self.speech.present() <= OWNER_MAX_LEAD:
+            start = self.speech.schedule(out, tag="owner")
+            viseme = viseme_for(out)
+            if viseme is not None:
+                self._face.speak(
+                    [(viseme, 0.0, OWNER_FRAME_S)], start_s=start / SAMPLE_RATE, speaker="owner"
+                )
+        if self._publish_owner_audio is not None:
+            chunk = PcmChunk(
+                pcm=stt.tobytes(),
+                sample_rate=GUEST_SAMPLE_RATE,
+                seq=self._owner_seq,
+                stream=peer_id,
+            )
+            self._owner_seq += 1
+            await self._publish_owner_audio(chunk)
 
     def on_mood(self, event: MoodEstimated) -> None:
         if event.whose == "guest":
+            self._broadcast(
+                {
+                    "type": "mood",
+                    "label": event.label,
+                    "valence": event.valence,
+                    "arousal": event.arousal,
+                },
+                owners_only=True,
+            )
             self._face.set_mood(label=event.label, valence=event.valence, arousal=event.arousal)
         else:
             self._face.set_energy(event.energy)
 
     def on_speech_started(self) -> None:
         """Barge-in: the guest talks over the twin, so everything queued goes."""
+        if self.floor is not None:
+            # Two people talking: the owner's voice is not the twin's to cut.
+            self._cancelled |= self._replies
+            return
+        self._silence_twin(why="the guest spoke")
+
+    def _silence_twin(self, *, why: str) -> None:
         now = self.clock.now()
+        for reply in self.speech.unsent():
+            if reply != "owner":
+                # The audit holds each sentence as it went out; this says where it stopped.
+                self.audit(kind="cut", speaker="system", reply_id=reply, text=f"cut off: {why}")
         dropped = self.speech.flush()
         self._face.flush(now)
         self._cancelled |= self._replies | set(self._held)
@@ -405,8 +548,10 @@ class LiveSession:
         except Exception as error:  # the face must not stop because the bus hiccups
             log.debug("animation frame not published: %s", error)
 
-    def _broadcast(self, message: dict[str, Any]) -> None:
+    def _broadcast(self, message: dict[str, Any], *, owners_only: bool = False) -> None:
         for peer in self._peers.values():
+            if owners_only and peer.role != "owner":
+                continue
             for channel in peer.events:
                 _send(channel, message)
 

@@ -139,6 +139,11 @@ class SpeechOut:
             self._segments.append(_Segment(start, samples, tag))
         return start
 
+    def unsent(self) -> list[str]:
+        """Tags of the speech not yet sent in full, in the order it would have played."""
+        paused = self.paused_at is not None  # paused speech is all unsent
+        return list(dict.fromkeys(s.tag for s in self._segments if paused or s.end > self.emitted))
+
     def flush(self) -> int:
         """Drops the unsent speech (paused speech too); returns how many samples were dropped."""
         if self.paused_at is not None:

@@ -41,6 +41,12 @@ class GatewaySettings(ServiceSettings):
     ice_mdns: bool = Field(default=False, description="resolve guests' .local ICE candidates")
     max_sessions: int = Field(default=32, ge=1, le=10_000)
     fps: int = Field(default=25, ge=5, le=60)
+    floor_lease_ms: int = Field(
+        default=5_000,
+        ge=500,
+        le=120_000,
+        description="an owner console that stops renewing the floor loses it after this long",
+    )
 
     @field_validator("ice_addresses")
     @classmethod

@@ -35,6 +35,7 @@ from twincast_gateway.media import SAMPLE_RATE, SpeechOut
 from twincast_shared.contract import GUEST_SAMPLE_RATE
 
 FRAME_S = 0.02
+OWNER_TAG = "owner"  # LiveSession's tag on the owner's voice in SpeechOut
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,12 +154,18 @@ class BargeInGuard:
             self._last_voice = now
         if self._speech.paused:
             self._expire()
-        elif voiced and self._speech.speaking:
+        elif voiced and self._twin_speaking():
             at = self._speech.pause()
             self._face.hold(at / SAMPLE_RATE)
             self.ducked_at.append(now)
             self._tell({"type": "ducked", "at": now})
             self._arm()
+
+    def _twin_speaking(self) -> bool:
+        """The twin's voice is queued, and not the owner's: a guest talking over an owner who
+        took over is two people talking, and the owner's live voice is never held back."""
+        tags = self._speech.unsent()
+        return bool(tags) and OWNER_TAG not in tags
 
     def listener(self, stream: str) -> Callable[[bytes], None]:
         """`hear` for one peer's uplink: each peer's voice has its own noise floor."""

@@ -1,37 +1,87 @@
-"""Mood from a guest's words (VADER sentiment). Knows nothing of the bus."""
+"""One guest's mood, from their words and their voice. Knows nothing of the bus.
+
+`GuestMood` holds one session's prosody tracker, speaker baseline, fusion window and change
+gate; the text engine is shared by every session.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
-from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+from twincast_mood.fusion import ChangeGate, Estimate, Evidence, MoodFusion
+from twincast_mood.prosody import ProsodyReading, ProsodyTracker, SpeakerBaseline, voice_mood
+from twincast_mood.text import TextMood, TextMoodEngine
+
+PARTIAL_WEIGHT = 0.5
+
+Clock = Callable[[], float]
 
 
-@dataclass(frozen=True, slots=True)
-class Mood:
-    valence: float
-    arousal: float
-    energy: float
-    label: str
+@dataclass
+class GuestMood:
+    text: TextMoodEngine
+    clock: Clock = time.monotonic
+    voice: bool = True
+    tracker: ProsodyTracker = field(default_factory=ProsodyTracker)
+    baseline: SpeakerBaseline = field(default_factory=SpeakerBaseline)
+    fusion: MoodFusion = field(default_factory=MoodFusion)
+    gate: ChangeGate = field(default_factory=ChangeGate)
+    segments: int = 0
+
+    def hear(self, pcm: bytes, *, last: bool = False) -> Estimate | None:
+        """Feeds guest audio; an estimate worth publishing, if the voice changed it."""
+        readings = self.tracker.feed(pcm, last=last)
+        if not readings or not self.voice:
+            return None
+        for reading in readings:
+            self._voice(reading)
+        return self._decide()
+
+    def _voice(self, reading: ProsodyReading) -> None:
+        z = self.baseline.z(reading)
+        mood = voice_mood(reading, z, self.baseline.speech_s)
+        # An interim reading is replaced by the next one of the same stretch of speech.
+        self.fusion.add(
+            Evidence(
+                key=f"voice-{self.segments}",
+                source="voice",
+                at=self.clock(),
+                dist=mood.dist,
+                confidence=mood.confidence,
+                valence=mood.valence,
+                arousal=mood.arousal,
+                hurried=mood.fast,
+            )
+        )
+        if reading.final:
+            self.baseline.add(reading, z)
+            self.segments += 1
+
+    def read(self, text: str, *, key: str, final: bool = True) -> Estimate | None:
+        """Takes in words (a partial transcript counts half); an estimate worth publishing."""
+        mood = self.text.estimate(text)
+        self.fusion.add(_text_evidence(mood, key=key, at=self.clock(), final=final))
+        return self._decide()
+
+    def current(self) -> Estimate:
+        return self.fusion.estimate(self.clock())
+
+    def _decide(self) -> Estimate | None:
+        estimate = self.fusion.estimate(self.clock())
+        return estimate if self.gate.worth(estimate) else None
 
 
-class TextMoodEngine:
-    def __init__(self) -> None:
-        self._vader = SentimentIntensityAnalyzer()
-
-    def estimate(self, text: str) -> Mood:
-        scores = self._vader.polarity_scores(text)
-        valence = float(scores["compound"])
-        intensity = float(scores["pos"] + scores["neg"])
-        exclaims = min(text.count("!"), 3) / 3
-        letters = [c for c in text if c.isalpha()]
-        shouting = sum(c.isupper() for c in letters) / len(letters) if len(letters) > 8 else 0.0
-        energy = min(1.0, 0.3 + 0.4 * intensity + 0.2 * exclaims + 0.3 * shouting)
-        arousal = max(-1.0, min(1.0, 2 * energy - 1))
-        if valence >= 0.35:
-            label = "excited" if arousal > 0.2 else "pleased"
-        elif valence <= -0.35:
-            label = "upset" if arousal > 0.2 else "sad"
-        else:
-            label = "neutral"
-        return Mood(valence=valence, arousal=arousal, energy=energy, label=label)
+def _text_evidence(mood: TextMood, *, key: str, at: float, final: bool) -> Evidence:
+    return Evidence(
+        key=f"text-{key}",
+        source="text",
+        at=at,
+        dist=mood.dist,
+        confidence=mood.confidence,
+        valence=mood.valence,
+        arousal=mood.arousal,
+        hurried=mood.hurried,
+        weight=1.0 if final else PARTIAL_WEIGHT,
+    )

@@ -7,6 +7,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 from uuid import uuid4
 
 import aiohttp
@@ -30,10 +31,30 @@ from twincast_reasoning.memory import (
     Turn,
     expand_followup,
 )
+from twincast_reasoning.owner import (
+    Draft,
+    Drafts,
+    OwnerWords,
+    approved,
+    drafted,
+    owner_hits,
+    spoken_line,
+)
 from twincast_reasoning.settings import ReasoningSettings
+from twincast_reasoning.tone import adapt
 from twincast_reasoning.twins import TwinRepository
-from twincast_shared.contract import GuestTextSubmitted, ReplyChunk, UtteranceTranscribed
+from twincast_shared.contract import (
+    CONTROL_EVENT,
+    ControlEvent,
+    DraftDecided,
+    GuestTextSubmitted,
+    ReplyChunk,
+    Say,
+    UtteranceTranscribed,
+)
 from twincast_shared.contract import subjects as s
+from twincast_shared.floor import Floor, Shadow
+from twincast_shared.moods import get_guest_mood
 from twincast_shared.service import BaseService, ServiceContext, ServiceSpec
 from twincast_shared.sessions import (
     SessionInfo,
@@ -60,6 +81,7 @@ class _Speculation:
 
 
 MAX_SPECULATIONS = 256
+MAX_OWNER_HITS = 2
 SPECULATION_GRACE_S = 0.1
 
 
@@ -71,6 +93,10 @@ class ReasoningService(BaseService):
         self._conversation = ConversationMemory(ctx.store)
         self._people = PeopleMemory(ctx.store)
         self._inbox = Inbox(ctx.store)
+        self._floor = Floor(ctx.store)
+        self._shadow = Shadow(ctx.store)
+        self._owner_words = OwnerWords(ctx.store)
+        self._drafts = Drafts(ctx.store)
         self._extractive = ExtractiveComposer(
             min_coverage=settings.reasoning_min_coverage,
             max_sentences=settings.reasoning_max_sentences,
@@ -88,6 +114,7 @@ class ReasoningService(BaseService):
         ctx.bus.on_event(s.STT_FINAL, UtteranceTranscribed, self.on_transcript)
         ctx.bus.on_event(s.STT_PARTIAL, UtteranceTranscribed, self.on_partial)
         ctx.bus.on_event(s.TEXT_IN, GuestTextSubmitted, self.on_text)
+        ctx.bus.on_event(s.CONTROL, CONTROL_EVENT, self.on_control)
 
     async def start(self) -> None:
         settings = self._ctx.settings
@@ -123,7 +150,9 @@ class ReasoningService(BaseService):
     async def on_partial(self, event: UtteranceTranscribed) -> None:
         """Answer a speculative transcript at once, provisionally and without remembering it:
         the answer is ready when the turn ends, and nothing counts unless it does."""
-        if not event.speculative or not event.text.strip():
+        if not event.speculative or event.speaker == "owner" or not event.text.strip():
+            return
+        if await self._owner_holds(event.session_id) or await self._shadow.is_on(event.session_id):
             return
         key = (event.session_id, event.utterance_id)
         speculation = self._speculations.get(key)
@@ -150,6 +179,13 @@ class ReasoningService(BaseService):
 
     async def on_transcript(self, event: UtteranceTranscribed) -> None:
         if not event.text.strip():
+            return
+        if event.speaker == "owner":
+            # The owner, in their own voice, while holding the floor: part of the
+            # conversation the twin picks up when the floor comes back.
+            await self._owner_words.add(event.session_id, event.text)
+            return
+        if await self._owner_holds(event.session_id):
             return
         key = (event.session_id, event.utterance_id)
         speculation = await self._speculation_for(key, event.text)
@@ -185,7 +221,36 @@ class ReasoningService(BaseService):
         return None
 
     async def on_text(self, event: GuestTextSubmitted) -> None:
+        if await self._owner_holds(event.session_id):
+            return
         await self.answer(event.session_id, event.text, in_reply_to=event.event_id)
+
+    async def _owner_holds(self, session_id: str) -> bool:
+        """While the owner holds the floor, the twin does not answer."""
+        return await self._floor.holder(session_id) is not None
+
+    async def on_control(self, event: ControlEvent) -> None:
+        if isinstance(event, Say):
+            said = spoken_line(event.text)
+            await self._publish(event.session_id, said, in_reply_to=event.event_id, author="owner")
+        elif isinstance(event, DraftDecided):
+            await self._decide(event)
+
+    async def _decide(self, event: DraftDecided) -> None:
+        held = await self._drafts.take(event.session_id, event.draft_id)
+        if held is None or event.decision == "reject":
+            return
+        draft = held.draft
+        answer = approved(draft, event.text if event.decision == "edit" else None)
+        await self._publish(
+            event.session_id,
+            answer,
+            in_reply_to=draft.in_reply_to,
+            utterance_id=draft.utterance_id,
+            author="owner" if event.decision == "edit" else "twin",
+        )
+        session = await self._session(event.session_id)
+        await self._remember(session, draft.question, held.query, answer)
 
     async def _session(self, session_id: str) -> SessionInfo:
         try:
@@ -212,6 +277,18 @@ class ReasoningService(BaseService):
             session = await self._session(session_id)
             turn = await next_turn(self._ctx.store, session_id)
             query, answer = await self._compose(session, question, turn=turn, span=span)
+            if await self._shadow.is_on(session_id):
+                draft = drafted(
+                    answer,
+                    session=session_id,
+                    draft_id=uuid4().hex,
+                    question=question,
+                    in_reply_to=in_reply_to,
+                    utterance_id=utterance_id,
+                )
+                await self._drafts.hold(Draft(draft=draft, query=query))
+                await self._ctx.bus.publish(draft)
+                return
             await self._publish(
                 session_id, answer, in_reply_to=in_reply_to, utterance_id=utterance_id
             )
@@ -229,6 +306,15 @@ class ReasoningService(BaseService):
         assert self._embedder is not None
         vector = await asyncio.to_thread(self._embedder.embed_one, query)
         hits = index.search(query, vector, scope=session.scope)
+        said = await self._owner_words.all(session_id)
+        if said:
+            top = max((hit.score for hit in hits), default=0.0)
+            # The guest's own words, not the follow-up expansion: the owner just spoke, so
+            # what they said is matched against the question as asked.
+            similarity = list(self._similarity(question, said))
+            first = profile.owner_first_name if profile else session.twin_id
+            live = owner_hits(session_id, first, question, said, similarity, top_score=top)
+            hits = [*live[:MAX_OWNER_HITS], *hits]
         guest_name = await self._returning_guest(session, first_turn=turn == 1)
         answer = await self._composer.compose(
             ComposeRequest(
@@ -240,7 +326,10 @@ class ReasoningService(BaseService):
                 guest_name=guest_name,
             )
         )
+        mood = await get_guest_mood(self._ctx.store, session_id)
+        answer = adapt(answer, question=question, mood=mood)
         span.set_attribute("twincast.session_id", session_id)
+        span.set_attribute("twincast.guest_mood", mood.label if mood else "unknown")
         span.set_attribute("twincast.scope", session.scope)
         span.set_attribute("twincast.composer", self._composer.name)
         span.set_attribute("twincast.deferred", answer.deferred)
@@ -265,6 +354,7 @@ class ReasoningService(BaseService):
         in_reply_to: str,
         utterance_id: str | None = None,
         provisional: bool = False,
+        author: Literal["twin", "owner"] = "twin",
     ) -> None:
         reply_id = uuid4().hex
         last = len(answer.sentences) - 1
@@ -282,6 +372,7 @@ class ReasoningService(BaseService):
                     expression=answer.expression,
                     deferred=answer.deferred,
                     final=seq == last,
+                    author=author,
                 )
             )
 

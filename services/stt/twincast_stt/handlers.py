@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+from typing import Literal
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -89,11 +90,20 @@ class SttService(BaseService):
         self._scheduler = Scheduler(self._engine)
         self._claims = SessionClaims(ctx.store, service="stt")
         self._sessions: dict[str, _Session] = {}
+        # The owner's voice while they hold the floor: transcribed, but it takes no turns.
+        self._owner_sessions: dict[str, _Session] = {}
         self._tasks = TaskOwner("stt")
         self._tracer = ctx.tracer_provider.get_tracer("twincast.stt")
         ctx.bus.on_audio(
             s.AUDIO_IN,
             self.on_audio,
+            expect_rate=GUEST_SAMPLE_RATE,
+            queue=EVERY_REPLICA,
+            accept=self._claims.owns,
+        )
+        ctx.bus.on_audio(
+            s.AUDIO_OWNER,
+            self.on_owner_audio,
             expect_rate=GUEST_SAMPLE_RATE,
             queue=EVERY_REPLICA,
             accept=self._claims.owns,
@@ -110,7 +120,20 @@ class SttService(BaseService):
         self._sessions.clear()
 
     async def on_audio(self, session_id: str, chunk: PcmChunk) -> None:
-        session = self._sessions.get(session_id)
+        await self._feed(self._sessions, session_id, chunk, speaker="guest")
+
+    async def on_owner_audio(self, session_id: str, chunk: PcmChunk) -> None:
+        await self._feed(self._owner_sessions, session_id, chunk, speaker="owner")
+
+    async def _feed(
+        self,
+        sessions: dict[str, _Session],
+        session_id: str,
+        chunk: PcmChunk,
+        *,
+        speaker: Literal["guest", "owner"],
+    ) -> None:
+        session = sessions.get(session_id)
         if session is None:
             try:
                 await get_session(self._ctx.store, session_id)
@@ -118,36 +141,39 @@ class SttService(BaseService):
                 raise InputError(
                     f"unknown session {session_id}: open it before sending audio"
                 ) from None
-            session = self._open(session_id)
+            session = sessions[session_id] = self._open(session_id, speaker=speaker)
         if not session.budget.take(chunk.duration_ms / 1000):
             raise InputError(
                 "flood: audio arriving faster than real time beyond the burst allowance"
             )
         session.queue.put_nowait((chunk, otel_context.get_current()))
         if session.worker is None or session.worker.done():
-            session.worker = self._tasks.spawn(self._drain(session_id, session), name=session_id)
+            session.worker = self._tasks.spawn(
+                self._drain(sessions, session_id, session), name=f"{speaker} {session_id}"
+            )
 
     async def on_control(self, event: ControlEvent) -> None:
         if isinstance(event, SessionEnded):
-            session = self._sessions.pop(event.session_id, None)
-            if session is not None and session.worker is not None:
-                session.worker.cancel()
+            for sessions in (self._sessions, self._owner_sessions):
+                session = sessions.pop(event.session_id, None)
+                if session is not None and session.worker is not None:
+                    session.worker.cancel()
             await self._claims.release(event.session_id)
 
-    def _open(self, session_id: str) -> _Session:
+    def _open(self, session_id: str, *, speaker: Literal["guest", "owner"]) -> _Session:
         stream = SessionStream(
             session_id,
             engine=self._engine,
             scheduler=self._scheduler,
             settings=self._stream_settings,
-            sink=_Publisher(self),
+            sink=_Publisher(self) if speaker == "guest" else _OwnerPublisher(self),
             spawn=lambda work: self._tasks.spawn(work, name=f"partial-{session_id}"),  # type: ignore[arg-type]
         )
-        session = _Session(stream, AudioBudget(self._ctx.settings.stt_flood_burst_s))
-        self._sessions[session_id] = session
-        return session
+        return _Session(stream, AudioBudget(self._ctx.settings.stt_flood_burst_s))
 
-    async def _drain(self, session_id: str, session: _Session) -> None:
+    async def _drain(
+        self, sessions: dict[str, _Session], session_id: str, session: _Session
+    ) -> None:
         """Feeds one session's audio to its stream strictly in arrival order."""
         try:
             while True:
@@ -169,8 +195,8 @@ class SttService(BaseService):
                 finally:
                     otel_context.detach(token)
         finally:
-            if self._sessions.get(session_id) is session and session.queue.empty():
-                del self._sessions[session_id]
+            if sessions.get(session_id) is session and session.queue.empty():
+                del sessions[session_id]
 
     def turn_span(self, session: str) -> trace.Span | None:
         found = self._sessions.get(session)
@@ -245,6 +271,45 @@ class _Publisher:
                 span.end()
             if state is not None:
                 state.turn_span = None
+
+
+class _OwnerPublisher:
+    """The owner's words, as transcripts marked `owner`: no turns, no speculation."""
+
+    def __init__(self, service: SttService) -> None:
+        self._service = service
+
+    async def speech_started(self, session: str, utterance: str, at_ms: float) -> None:
+        return None
+
+    async def speech_ended(self, session: str, utterance: str, at_ms: float) -> None:
+        return None
+
+    async def transcript(
+        self,
+        session: str,
+        utterance: str,
+        result: Transcript,
+        *,
+        final: bool,
+        speculative: bool = False,
+    ) -> None:
+        if speculative:
+            return
+        with self._service._tracer.start_as_current_span("stt.owner") as span:
+            span.set_attribute("twincast.session_id", session)
+            span.set_attribute(f"{PII_PREFIX}transcript", result.text)
+            await self._service._ctx.bus.publish(
+                UtteranceTranscribed(
+                    session_id=session,
+                    utterance_id=utterance,
+                    text=result.text,
+                    final=final,
+                    speaker="owner",
+                    audio_ms=result.audio_ms,
+                    compute_ms=result.compute_ms,
+                )
+            )
 
 
 SPEC = ServiceSpec(name="stt", settings=SttSettings, create=SttService)

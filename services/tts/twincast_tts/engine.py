@@ -50,12 +50,20 @@ class Delivery:
     noise_scale: float = 0.667
 
     @classmethod
-    def for_mood(cls, *, arousal: float, energy: float) -> Delivery:
+    def for_mood(
+        cls, *, arousal: float, energy: float, label: str = "", hurried: bool = False
+    ) -> Delivery:
         """A lively listener gets a slightly quicker, livelier voice; a low one a calmer one.
 
-        Arousal spans the whole length-scale range, which changes the pace by only about 7 %
-        either way: Piper rounds every phoneme up to whole frames.
+        A hurried guest gets the quickest pace; a frustrated, anxious or sad one a steady,
+        slightly slower voice (matching their agitation would feed it). Arousal spans the whole
+        length-scale range, which changes the pace by only about 7 % either way: Piper rounds
+        every phoneme up to whole frames.
         """
+        if hurried:
+            return cls(length_scale=0.85, noise_scale=0.6 + 0.15 * energy).bounded()
+        if label in ("frustrated", "anxious", "sad"):
+            return cls(length_scale=1.08, noise_scale=0.55).bounded()
         return cls(length_scale=1.0 - 0.15 * arousal, noise_scale=0.6 + 0.15 * energy).bounded()
 
     def bounded(self) -> Delivery:

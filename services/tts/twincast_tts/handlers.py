@@ -26,6 +26,7 @@ from twincast_shared.contract import (
     ReplyChunk,
     SessionEnded,
     SpeechStarted,
+    TakeOver,
     TurnEvent,
     VisemeTrack,
 )
@@ -138,11 +139,12 @@ class TtsService(BaseService):
     async def on_mood(self, mood: MoodEstimated) -> None:
         if mood.whose == "guest":
             self._session(mood.session_id).delivery = Delivery.for_mood(
-                arousal=mood.arousal, energy=mood.energy
+                arousal=mood.arousal, energy=mood.energy, label=mood.label, hurried=mood.hurried
             )
 
     async def on_control(self, event: ControlEvent) -> None:
-        if isinstance(event, Interrupt | SessionEnded):
+        if isinstance(event, Interrupt | TakeOver | SessionEnded):
+            # The owner taking the floor stops the twin mid-word, as a barge-in does.
             self._stop(event.session_id)
         if isinstance(event, SessionEnded):
             self._sessions.pop(event.session_id, None)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Literal, TypeAlias
+from types import MappingProxyType
+from typing import Annotated, Final, Literal, TypeAlias
 from uuid import uuid4
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
@@ -75,6 +79,7 @@ class UtteranceTranscribed(Event):
     text: str
     final: bool
     speculative: bool = False
+    speaker: Literal["guest", "owner"] = "guest"
 
     @model_validator(mode="after")
     def _speculative_is_not_final(self) -> UtteranceTranscribed:
@@ -87,7 +92,16 @@ class UtteranceTranscribed(Event):
     compute_ms: Annotated[float, Field(ge=0)] = 0.0
 
 
+MoodBasis = Literal["text", "voice", "signals"]
+
+
 class MoodEstimated(Event):
+    """The guest's mood (from their words and voice) or the owner's state (from signals).
+
+    `confidence` is how sure the estimate is of its `label`; `hurried` says the guest wants
+    it short; `basis` names what the estimate rests on.
+    """
+
     type: Literal["mood_estimated"] = "mood_estimated"
     whose: Literal["guest", "owner"]
     valence: Unit
@@ -95,6 +109,9 @@ class MoodEstimated(Event):
     energy: Share
     label: Annotated[str, Field(min_length=1, max_length=32)]
     source_event_id: Token | None = None
+    confidence: Share = 1.0
+    hurried: bool = False
+    basis: tuple[MoodBasis, ...] = ()
 
 
 class Citation(BaseModel):
@@ -122,6 +139,22 @@ class ReplyChunk(Event):
     expression: Annotated[str, Field(max_length=32)] = "neutral"
     deferred: bool = False
     final: bool
+    author: Literal["twin", "owner"] = "twin"
+    """`owner`: words the owner typed or edited, spoken in the twin's voice."""
+
+
+class ReplyDrafted(Event):
+    """Shadow mode: the twin's whole answer, held until the owner approves, edits or rejects it."""
+
+    type: Literal["reply_drafted"] = "reply_drafted"
+    draft_id: Token
+    in_reply_to: Token
+    utterance_id: Token | None = None
+    question: str
+    sentences: tuple[str, ...]
+    citations: tuple[Citation, ...] = ()
+    expression: Annotated[str, Field(max_length=32)] = "neutral"
+    deferred: bool = False
 
 
 class Viseme(BaseModel):
@@ -175,28 +208,117 @@ class Interrupt(Event):
 
 
 class TakeOver(Event):
+    """The owner's console holds the floor; `fence` orders every holding of it."""
+
     type: Literal["take_over"] = "take_over"
+    holder: Token
+    fence: Annotated[int, Field(ge=1)]
 
 
 class HandBack(Event):
+    """The floor is the twin's again: handed back by the owner, or `expired` with the console."""
+
     type: Literal["hand_back"] = "hand_back"
-    owner_transcript: str = ""
+    holder: Token
+    fence: Annotated[int, Field(ge=1)]
+    reason: Literal["owner", "expired"] = "owner"
 
 
 class Say(Event):
+    """The owner typed a line for the twin to speak in its voice."""
+
     type: Literal["say"] = "say"
     text: Annotated[str, Field(min_length=1, max_length=4_000)]
+
+
+class DraftDecided(Event):
+    """The owner's verdict on a shadow-mode draft; `text` replaces the draft when edited."""
+
+    type: Literal["draft_decided"] = "draft_decided"
+    draft_id: Token
+    decision: Literal["approve", "edit", "reject"]
+    text: Annotated[str, Field(max_length=4_000)] = ""
+
+    @model_validator(mode="after")
+    def _edit_has_text(self) -> DraftDecided:
+        if self.decision == "edit" and not self.text.strip():
+            raise ValueError("an edited draft needs its new text")
+        return self
 
 
 class SessionEnded(Event):
     type: Literal["session_ended"] = "session_ended"
 
 
+@dataclass(frozen=True, slots=True)
+class SignalKind:
+    """What one kind of owner signal measures, in which unit, and which values are plausible."""
+
+    unit: str
+    low: float
+    high: float
+    meaning: str
+
+
+SIGNAL_KINDS: Final[Mapping[str, SignalKind]] = MappingProxyType(
+    {
+        "heart_rate": SignalKind("bpm", 30, 220, "current heart rate"),
+        "resting_heart_rate": SignalKind("bpm", 30, 120, "today's resting heart rate"),
+        "hrv": SignalKind("ms", 5, 300, "heart-rate variability (RMSSD)"),
+        "sleep_hours": SignalKind("h", 0, 16, "sleep last night"),
+        "steps": SignalKind("steps", 0, 100_000, "steps today"),
+        "calendar_load": SignalKind("share", 0, 1, "share of today's working hours booked"),
+        "meetings_today": SignalKind("meetings", 0, 40, "meetings on today's calendar"),
+    }
+)
+
+
 class OwnerSignal(Event):
+    """One measurement about the owner (a wearable, the calendar). `session_id` carries the
+    twin's id: a signal belongs to no session. `ts` is when it was measured."""
+
     type: Literal["owner_signal"] = "owner_signal"
     twin_id: Token
     kind: Annotated[str, Field(min_length=1, max_length=64)]
     value: float
+
+    @model_validator(mode="after")
+    def _plausible(self) -> OwnerSignal:
+        spec = SIGNAL_KINDS.get(self.kind)
+        if spec is None:
+            raise ValueError(
+                f"unknown signal kind {self.kind[:64]!r}; known: {', '.join(SIGNAL_KINDS)}"
+            )
+        if not math.isfinite(self.value):
+            raise ValueError(f"{self.kind} must be a finite number")
+        if not spec.low <= self.value <= spec.high:
+            raise ValueError(
+                f"{self.kind}={self.value:g} is implausible: expected "
+                f"{spec.low:g}..{spec.high:g} {spec.unit} ({spec.meaning})"
+            )
+        return self
+
+
+class OwnerConsent(Event):
+    """The owner switched their signals on or off; off erases what was stored."""
+
+    type: Literal["owner_consent"] = "owner_consent"
+    twin_id: Token
+    signals: bool
+
+
+class AuditRecord(Event):
+    """One line of a session's audit: words spoken to the guest, and who held the floor."""
+
+    type: Literal["audit"] = "audit"
+    twin_id: Token
+    guest_id: Token | None = None
+    kind: Literal["spoken", "cut", "floor", "refused", "draft"]
+    speaker: Literal["twin", "owner", "guest", "system"]
+    text: Annotated[str, Field(max_length=4_000)] = ""
+    reply_id: Token | None = None
+    author: Literal["twin", "owner"] = "twin"
+    citations: tuple[Citation, ...] = ()
 
 
 class Rejected(BaseModel):
@@ -219,12 +341,16 @@ class Rejected(BaseModel):
 
 
 ControlEvent: TypeAlias = Annotated[
-    Interrupt | TakeOver | HandBack | Say | SessionEnded, Field(discriminator="type")
+    Interrupt | TakeOver | HandBack | Say | DraftDecided | SessionEnded,
+    Field(discriminator="type"),
 ]
 TurnEvent: TypeAlias = Annotated[SpeechStarted | SpeechEnded, Field(discriminator="type")]
 
+SignalsEvent: TypeAlias = Annotated[OwnerSignal | OwnerConsent, Field(discriminator="type")]
+
 CONTROL_EVENT: TypeAdapter[ControlEvent] = TypeAdapter(ControlEvent)
 TURN_EVENT: TypeAdapter[TurnEvent] = TypeAdapter(TurnEvent)
+SIGNALS_EVENT: TypeAdapter[SignalsEvent] = TypeAdapter(SignalsEvent)
 
 AnyEvent: TypeAlias = (
     GuestTextSubmitted
@@ -233,6 +359,7 @@ AnyEvent: TypeAlias = (
     | UtteranceTranscribed
     | MoodEstimated
     | ReplyChunk
+    | ReplyDrafted
     | VisemeTrack
     | AnimationFrame
     | Interrupt
@@ -241,6 +368,9 @@ AnyEvent: TypeAlias = (
     | Say
     | SessionEnded
     | OwnerSignal
+    | DraftDecided
+    | AuditRecord
+    | OwnerConsent
 )
 
 
@@ -259,12 +389,16 @@ def subject_for(event: AnyEvent) -> str:
             return s.MOOD.of(event.session_id)
         case ReplyChunk():
             return s.REPLY.of(event.session_id)
+        case ReplyDrafted():
+            return s.DRAFT.of(event.session_id)
+        case AuditRecord():
+            return s.AUDIT.of(event.session_id)
         case VisemeTrack():
             return s.TTS_VISEMES.of(event.session_id)
         case AnimationFrame():
             return s.AVATAR.of(event.session_id)
-        case OwnerSignal():
+        case OwnerSignal() | OwnerConsent():
             return s.SIGNALS.of(event.twin_id)
-        case Interrupt() | TakeOver() | HandBack() | Say() | SessionEnded():
+        case Interrupt() | TakeOver() | HandBack() | Say() | DraftDecided() | SessionEnded():
             return s.CONTROL.of(event.session_id)
     raise TypeError(f"no subject for {type(event).__name__}")

@@ -41,18 +41,21 @@ class Subject:
 
 
 AUDIO_IN: Final = Subject("audio.in")
+AUDIO_OWNER: Final = Subject("audio.owner")
 TEXT_IN: Final = Subject("text.in")
 TURN: Final = Subject("turn")
 STT_PARTIAL: Final = Subject("stt.partial")
 STT_FINAL: Final = Subject("stt.final")
 MOOD: Final = Subject("mood")
 REPLY: Final = Subject("reply")
+DRAFT: Final = Subject("draft")
 TTS_AUDIO: Final = Subject("tts.audio")
 TTS_VISEMES: Final = Subject("tts.visemes")
 AVATAR: Final = Subject("avatar")
 CONTROL: Final = Subject("control")
 SIGNALS: Final = Subject("signals")
 REJECTED: Final = Subject("rejected")
+AUDIT: Final = Subject("audit")
 HEALTH: Final = Subject("health")
 
 
@@ -71,21 +74,26 @@ class Stream:
 
 # Dead letters are kept for a week, whether or not anyone is listening when they happen.
 REJECTED_STREAM: Final = Stream("TWINCAST_REJECTED", (REJECTED,), max_age_s=7 * 24 * 3600)
-STREAMS: Final = (REJECTED_STREAM,)
+# Every word spoken in a session, by the twin or by its owner, and every change of the floor.
+AUDIT_STREAM: Final = Stream("TWINCAST_AUDIT", (AUDIT,), max_age_s=365 * 24 * 3600)
+STREAMS: Final = (REJECTED_STREAM, AUDIT_STREAM)
 
 ALL_SUBJECTS: Final = (
     AUDIO_IN,
+    AUDIO_OWNER,
     TEXT_IN,
     TURN,
     STT_PARTIAL,
     STT_FINAL,
     MOOD,
     REPLY,
+    DRAFT,
     TTS_AUDIO,
     TTS_VISEMES,
     AVATAR,
     CONTROL,
     SIGNALS,
     REJECTED,
+    AUDIT,
     HEALTH,
 )

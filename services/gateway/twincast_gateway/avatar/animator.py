@@ -235,8 +235,9 @@ class Animator:
         for name, rel_start, rel_end in visemes:
             if not (math.isfinite(rel_start) and math.isfinite(rel_end)):
                 raise ValueError(f"viseme {name!r} has a non-finite time")
-            start = start_s + max(0.0, rel_start) - self._lead
-            end = start_s + rel_end - self._lead
+            lead = self._lead if speaker == "twin" else 0.0  # the owner's mouth is not Piper's
+            start = start_s + max(0.0, rel_start) - lead
+            end = start_s + rel_end - lead
             if end <= start or end <= self._cut_s:
                 continue
             start = max(start, self._cut_s)

@@ -6,7 +6,7 @@ const $ = (id) => document.getElementById(id);
 const state = {
   phase: "idle", error: null, sessionId: null, captions: [], sources: [],
   interrupted: 0, animation: null, audio: {energy: 0, samples: 0}, video: {frames: 0, changes: 0},
-  notice: $("notice").textContent.replace(/\s+/g, " ").trim(),
+  notice: $("notice").textContent.replace(/\s+/g, " ").trim(), floor: "twin", mouthMax: {},
 };
 let pc = null, events = null, peerId = null, statsTimer = null;
 const lines = new Map();
@@ -27,11 +27,12 @@ function line(key, who) {
 
 function onMessage(msg) {
   if (msg.type === "caption") {
-    const [li, c] = line("u" + msg.utterance_id, "guest");
+    const who = msg.who === "owner" ? "owner" : "guest";
+    const [li, c] = line(who[0] + msg.utterance_id, who);
     c.text = msg.text; c.final = msg.final;
     li.textContent = msg.text; li.classList.toggle("partial", !msg.final);
   } else if (msg.type === "reply") {
-    const [li, c] = line("r" + msg.reply_id, "twin");
+    const [li, c] = line("r" + msg.reply_id, msg.author === "owner" ? "twin said" : "twin");
     c.text = (c.text + " " + msg.text).trim(); c.final = msg.final; c.deferred = msg.deferred;
     li.textContent = c.text;
     for (const cite of msg.citations) {
@@ -43,6 +44,10 @@ function onMessage(msg) {
         $("sources").appendChild(item);
       }
     }
+  } else if (msg.type === "floor") {
+    // The owner stepped in (or handed back): say so plainly, next to the permanent notice.
+    state.floor = msg.holder;
+    $("live").hidden = msg.holder !== "owner";
   } else if (msg.type === "interrupted") {
     state.interrupted += 1;
   } else if (msg.type === "error") {
@@ -106,7 +111,10 @@ async function start() {
     events = pc.createDataChannel("events");
     events.onmessage = (e) => onMessage(JSON.parse(e.data));
     const anim = pc.createDataChannel("animation", {ordered: false, maxRetransmits: 0});
-    anim.onmessage = (e) => { state.animation = JSON.parse(e.data); };
+    anim.onmessage = (e) => {
+      const a = state.animation = JSON.parse(e.data);
+      state.mouthMax[a.speaker] = Math.max(state.mouthMax[a.speaker] || 0, a.mouth_open);
+    };
     pc.onconnectionstatechange = () => {
       if (pc) setPhase(pc.connectionState);
     };

@@ -1,0 +1,327 @@
+"""The owner's console: watch the twin's live sessions, take the floor with your own voice and
+hand it back, put words in the twin's mouth, approve its drafts, read the audit.
+
+Every call needs the owner's token (`Authorization: Bearer`); a guest's token is refused and
+the attempt goes into the session's audit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from twincast_gateway.live import LiveSession, SignallingError
+from twincast_gateway.pages import page_fields, static_text
+from twincast_gateway.tokens import JoinClaims, TokenError
+from twincast_shared.bus import read_audit
+from twincast_shared.contract import DraftDecided, HandBack, Say, TakeOver
+from twincast_shared.contract.events import Token
+from twincast_shared.floor import Floor, FloorTaken, Holding, Shadow
+
+if TYPE_CHECKING:
+    from twincast_gateway.handlers import GatewayService
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 80 * 1024
+B = TypeVar("B", bound=BaseModel)
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class OfferBody(_Body):
+    sdp: str = Field(min_length=1, max_length=64 * 1024)
+
+
+class FloorBody(_Body):
+    console: Token
+    fence: int | None = Field(default=None, ge=1)
+
+
+class SayBody(_Body):
+    text: str = Field(min_length=1, max_length=4_000)
+    console: Token | None = None
+    fence: int | None = Field(default=None, ge=1)
+
+
+class ShadowBody(_Body):
+    on: bool
+
+
+class DecisionBody(_Body):
+    decision: Literal["approve", "edit", "reject"]
+    text: str = Field(default="", max_length=4_000)
+
+
+def _json_error(status: type[web.HTTPException], reason: str, **extra: Any) -> web.HTTPException:
+    return status(text=json.dumps({"error": reason, **extra}), content_type="application/json")
+
+
+class OwnerConsole:
+    def __init__(self, gateway: GatewayService) -> None:
+        self._gateway = gateway
+        ctx = gateway.ctx
+        self._bus = ctx.bus
+        self._nats_url = ctx.settings.nats_url
+        self.floor = Floor(ctx.store, lease_ms=ctx.settings.floor_lease_ms)
+        self.shadow = Shadow(ctx.store)
+        self._watcher: asyncio.Task[None] | None = None
+
+    def _watch(self) -> None:
+        """Watches the leases while any console holds a floor here (started on a takeover)."""
+        if self._watcher is None or self._watcher.done():
+            self._watcher = asyncio.create_task(self._watch_leases(), name="console:leases")
+
+    async def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
+            self._watcher = None
+
+    def routes(self) -> Iterable[web.RouteDef]:
+        return (
+            web.get("/console/{token}", self.page),
+            web.get("/api/console/sessions", self.list_sessions),
+            web.post("/api/console/sessions/{session}/peers", self.connect),
+            web.post("/api/sessions/{session}/floor", self.take),
+            web.post("/api/sessions/{session}/floor/renew", self.renew),
+            web.post("/api/sessions/{session}/floor/release", self.release),
+            web.post("/api/sessions/{session}/say", self.say),
+            web.put("/api/sessions/{session}/shadow", self.set_shadow),
+            web.post("/api/sessions/{session}/drafts/{draft}", self.decide),
+            web.get("/api/sessions/{session}/audit", self.audit),
+        )
+
+    # Pages and listing
+
+    async def page(self, request: web.Request) -> web.Response:
+        token = request.match_info["token"]
+        try:
+            claims = self._gateway.signer.verify(token)
+        except TokenError as error:
+            page = static_text("refused.html").format(reason=html.escape(str(error)))
+            return web.Response(status=401, text=page, content_type="text/html")
+        if claims.role != "owner":
+            page = static_text("refused.html").format(reason="this link is not the owner's")
+            return web.Response(status=403, text=page, content_type="text/html")
+        fields = await page_fields(self._gateway.ctx.store, claims.twin)
+        config = {
+            "token": token,
+            "twin": claims.twin,
+            "iceServers": [
+                s.model_dump(exclude_none=True) for s in self._gateway.settings.ice_servers
+            ],
+            "leaseMs": self.floor.lease_ms,
+        }
+        fields["config"] = html.escape(json.dumps(config), quote=True)
+        body = static_text("console.html").format(**fields)
+        return web.Response(text=body, content_type="text/html")
+
+    async def list_sessions(self, request: web.Request) -> web.Response:
+        claims = self._owner_claims(request)
+        listed = []
+        for session in list(self._gateway.sessions.values()):
+            if session.info.twin_id != claims.twin:
+                continue
+            floor = session.floor
+            listed.append(
+                {
+                    "session_id": session.id,
+                    "guest_id": session.info.guest_id,
+                    "scope": session.info.scope,
+                    "created": session.info.created.isoformat(),
+                    "guests": session.guests,
+                    "floor": floor.model_dump() if floor else None,
+                    "shadow": await self.shadow.is_on(session.id),
+                }
+            )
+        return web.json_response({"twin": claims.twin, "sessions": listed})
+
+    async def connect(self, request: web.Request) -> web.Response:
+        """The console joins a session: hears the guest and the twin, sees the face, and sends
+        the owner's microphone (heard by the guest only while the console holds the floor)."""
+        _, session = await self._owner_session(request)
+        body = await _parse(request, OfferBody)
+        try:
+            peer, answer = await session.connect(body.sdp, role="owner")
+        except SignallingError as error:
+            raise _json_error(web.HTTPBadRequest, str(error)) from None
+        return web.json_response({"peer_id": peer, "type": "answer", "sdp": answer}, status=201)
+
+    # The floor
+
+    async def take(self, request: web.Request) -> web.Response:
+        _, session = await self._owner_session(request, action="take the floor")
+        body = await _parse(request, FloorBody)
+        if not session.has_peer(body.console, role="owner"):
+            raise _json_error(
+                web.HTTPConflict, "connect this console to the session before taking the floor"
+            )
+        try:
+            holding = await self.floor.take(session.id, body.console)
+        except FloorTaken as taken:
+            session.audit(
+                kind="refused",
+                speaker="owner",
+                text=f"console {body.console} asked for the floor held by {taken.holding.holder}",
+            )
+            raise _json_error(web.HTTPConflict, str(taken), holder=taken.holding.holder) from None
+        self._watch()
+        if session.floor != holding:
+            session.take_over(holding)
+            await self._bus.publish(
+                TakeOver(session_id=session.id, holder=holding.holder, fence=holding.fence)
+            )
+            session.audit(kind="floor", speaker="owner", text=f"taken by console {body.console}")
+            log.info("session %s: owner took the floor (fence %d)", session.id, holding.fence)
+        return web.json_response(
+            {"holder": holding.holder, "fence": holding.fence, "lease_ms": self.floor.lease_ms}
+        )
+
+    async def renew(self, request: web.Request) -> web.Response:
+        _, session = await self._owner_session(request)
+        holding = _holding(await _parse(request, FloorBody))
+        if not await self.floor.renew(session.id, holding):
+            raise _json_error(web.HTTPConflict, "this console no longer holds the floor")
+        return web.json_response({"lease_ms": self.floor.lease_ms})
+
+    async def release(self, request: web.Request) -> web.Response:
+        _, session = await self._owner_session(request)
+        holding = _holding(await _parse(request, FloorBody))
+        if not await self.floor.release(session.id, holding):
+            raise _json_error(web.HTTPConflict, "this console no longer holds the floor")
+        await self._hand_back(session, holding, reason="owner")
+        return web.json_response({"holder": "twin"})
+
+    async def _hand_back(
+        self, session: LiveSession, holding: Holding, *, reason: Literal["owner", "expired"]
+    ) -> None:
+        if session.floor == holding:
+            session.hand_back(reason=reason)
+        await self._bus.publish(
+            HandBack(
+                session_id=session.id, holder=holding.holder, fence=holding.fence, reason=reason
+            )
+        )
+        session.audit(kind="floor", speaker="system", text=f"handed back to the twin ({reason})")
+        log.info("session %s: floor back to the twin (%s)", session.id, reason)
+
+    async def _watch_leases(self) -> None:
+        """A console that vanished stops renewing; when its lease runs out, the twin resumes."""
+        period = min(0.25, self.floor.lease_ms / 4000)
+        while any(s.floor is not None for s in self._gateway.sessions.values()):
+            await asyncio.sleep(period)
+            for session in list(self._gateway.sessions.values()):
+                holding = session.floor
+                if holding is None:
+                    continue
+                try:
+                    current = await self.floor.holder(session.id)
+                except Exception as error:  # the store hiccups: look again next round
+                    log.warning("floor of session %s not checked: %s", session.id, error)
+                    continue
+                if current is None:
+                    await self._hand_back(session, holding, reason="expired")
+                elif current != holding:
+                    session.take_over(current)
+
+    # Words
+
+    async def say(self, request: web.Request) -> web.Response:
+        _, session = await self._owner_session(request)
+        body = await _parse(request, SayBody)
+        floor = session.floor
+        if floor is not None and (body.console, body.fence) != (floor.holder, floor.fence):
+            raise _json_error(web.HTTPConflict, "another console holds the floor")
+        event = Say(session_id=session.id, text=body.text)
+        await self._bus.publish(event)
+        return web.json_response({"say_id": event.event_id}, status=202)
+
+    async def set_shadow(self, request: web.Request) -> web.Response:
+        _, session = await self._owner_session(request)
+        body = await _parse(request, ShadowBody)
+        await self.shadow.set(session.id, body.on)
+        session.audit(
+            kind="draft", speaker="owner", text=f"shadow mode {'on' if body.on else 'off'}"
+        )
+        return web.json_response({"shadow": body.on})
+
+    async def decide(self, request: web.Request) -> web.Response:
+        _, session = await self._owner_session(request)
+        body = await _parse(request, DecisionBody)
+        try:
+            event = DraftDecided(
+                session_id=session.id,
+                draft_id=request.match_info["draft"],
+                decision=body.decision,
+                text=body.text,
+            )
+        except ValidationError as error:
+            raise _json_error(web.HTTPBadRequest, _first(error)) from None
+        await self._bus.publish(event)
+        session.audit(
+            kind="draft", speaker="owner", text=f"draft {event.draft_id}: {body.decision}"
+        )
+        return web.json_response({"decision": body.decision}, status=202)
+
+    async def audit(self, request: web.Request) -> web.Response:
+        _, session = await self._owner_session(request)
+        records = await read_audit(self._nats_url, session.id)
+        return web.json_response(
+            {"session_id": session.id, "records": [r.model_dump(mode="json") for r in records]}
+        )
+
+    # Who is asking
+
+    def _owner_claims(self, request: web.Request) -> JoinClaims:
+        auth = request.headers.get("Authorization", "")
+        if not auth.startswith("Bearer "):
+            raise _json_error(web.HTTPUnauthorized, "the owner's token is required as Bearer")
+        try:
+            claims = self._gateway.signer.verify(auth.removeprefix("Bearer ").strip())
+        except TokenError as error:
+            raise _json_error(web.HTTPUnauthorized, str(error)) from None
+        return claims
+
+    async def _owner_session(
+        self, request: web.Request, *, action: str = "use the console"
+    ) -> tuple[JoinClaims, LiveSession]:
+        claims = self._owner_claims(request)
+        session = self._gateway.sessions.get(request.match_info["session"])
+        if session is None or session.info.twin_id != claims.twin:
+            raise _json_error(web.HTTPNotFound, "no such live session of this twin")
+        if claims.role != "owner":
+            session.audit(kind="refused", speaker="guest", text=f"a guest tried to {action}")
+            log.warning("session %s: a guest token tried to %s", session.id, action)
+            raise _json_error(web.HTTPForbidden, f"only the owner may {action}")
+        return claims, session
+
+
+async def _parse(request: web.Request, model: type[B]) -> B:
+    if (request.content_length or 0) > MAX_BODY:
+        raise _json_error(web.HTTPRequestEntityTooLarge, "request larger than 80 KiB")
+    try:
+        return model.model_validate_json(await request.text())
+    except ValidationError as error:
+        raise _json_error(web.HTTPBadRequest, _first(error)) from None
+
+
+def _first(error: ValidationError) -> str:
+    item = error.errors(include_url=False, include_input=False)[0]
+    where = ".".join(str(p) for p in item["loc"]) or "body"
+    return f"{where}: {item['msg']}"
+
+
+def _holding(body: FloorBody) -> Holding:
+    if body.fence is None:
+        raise _json_error(web.HTTPBadRequest, "fence: the fence from taking the floor is needed")
+    return Holding(holder=body.console, fence=body.fence)

@@ -1,0 +1,155 @@
+"""The owner's signals over HTTP: wearables and calendars post them, the owner switches them off.
+
+- `POST /api/twins/{twin}/signals`: `{"kind", "value", "ts"?}` or a list of up to 100 of them →
+  202 `{"accepted": n}`. All or nothing: one unknown kind or implausible value refuses the
+  lot (422, with every reason). Off → 409, nothing is published or stored.
+- `GET /api/twins/{twin}/signals`: what is stored now (the owner may always look).
+- `DELETE /api/twins/{twin}/signals`: erase what is stored.
+- `GET`/`PUT /api/twins/{twin}/signals/consent` `{"enabled": bool}`: off erases everything
+  stored at once.
+
+Every route needs `Authorization: Bearer <token>` with role `owner` for that twin: no or a
+forged, malformed or expired token → 401, a guest's token or another twin's → 403.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, Final
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from twincast_gateway.tokens import TokenError, TokenSigner
+from twincast_shared.bus import Bus
+from twincast_shared.contract import SIGNAL_KINDS, OwnerConsent, OwnerSignal
+from twincast_shared.contract.subjects import is_valid_token
+from twincast_shared.moods import (
+    erase_signals,
+    set_signals_enabled,
+    signals_enabled,
+    stored_signals,
+)
+from twincast_shared.store import StateStore
+
+MAX_BODY: Final = 64 * 1024
+MAX_SIGNALS: Final = 100
+
+
+def _json_error(status: type[web.HTTPException], reason: str, **more: Any) -> web.HTTPException:
+    return status(text=json.dumps({"error": reason, **more}), content_type="application/json")
+
+
+class OwnerSignalsApi:
+    def __init__(self, *, store: StateStore, bus: Bus, signer: Callable[[], TokenSigner]) -> None:
+        self._store = store
+        self._bus = bus
+        self._signer = signer
+
+    def routes(self) -> tuple[web.RouteDef, ...]:
+        base = "/api/twins/{twin}/signals"
+        return (
+            web.post(base, self.post),
+            web.get(base, self.list),
+            web.delete(base, self.erase),
+            web.get(f"{base}/consent", self.get_consent),
+            web.put(f"{base}/consent", self.put_consent),
+        )
+
+    def _owner(self, request: web.Request) -> str:
+        """The twin in the path, once the token proves its owner is asking."""
+        twin = request.match_info["twin"]
+        auth = request.headers.get("Authorization", "")
+        if not auth.startswith("Bearer "):
+            raise _json_error(
+                web.HTTPUnauthorized, "an owner token is required as Authorization: Bearer <token>"
+            )
+        try:
+            claims = self._signer().verify(auth.removeprefix("Bearer ").strip())
+        except TokenError as error:
+            raise _json_error(web.HTTPUnauthorized, str(error)) from None
+        if claims.role != "owner":
+            raise _json_error(web.HTTPForbidden, "only the twin's owner may do this")
+        if not is_valid_token(twin) or claims.twin != twin:
+            raise _json_error(web.HTTPForbidden, "this token is for another twin")
+        return twin
+
+    async def _body(self, request: web.Request) -> Any:
+        if (request.content_length or 0) > MAX_BODY:
+            raise _json_error(web.HTTPRequestEntityTooLarge, "request larger than 64 KiB")
+        raw = await request.content.read(MAX_BODY + 1)
+        if len(raw) > MAX_BODY:
+            raise _json_error(web.HTTPRequestEntityTooLarge, "request larger than 64 KiB")
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise _json_error(web.HTTPBadRequest, "body is not valid JSON") from None
+
+    async def post(self, request: web.Request) -> web.Response:
+        twin = self._owner(request)
+        body = await self._body(request)
+        items = body if isinstance(body, list) else [body]
+        if not items or len(items) > MAX_SIGNALS:
+            raise _json_error(web.HTTPBadRequest, f"send 1 to {MAX_SIGNALS} signals")
+        signals, problems = [], []
+        for i, item in enumerate(items):
+            if not isinstance(item, dict) or set(item) - {"kind", "value", "ts"}:
+                problems.append(f'[{i}]: expected {{"kind": str, "value": number, "ts"?: time}}')
+                continue
+            try:
+                signals.append(OwnerSignal(session_id=twin, twin_id=twin, **item))
+            except ValidationError as error:
+                problems.append(f"[{i}]: {_reason(error)}")
+        if problems:
+            raise _json_error(
+                web.HTTPUnprocessableEntity,
+                "signals refused: " + "; ".join(problems)[:2_000],
+                known_kinds={k: f"{v.low:g}..{v.high:g} {v.unit}" for k, v in SIGNAL_KINDS.items()},
+            )
+        if not await signals_enabled(self._store, twin):
+            raise _json_error(
+                web.HTTPConflict,
+                "the owner has switched signals off for this twin: nothing was stored",
+            )
+        for signal in signals:
+            await self._bus.publish(signal)
+        return web.json_response({"accepted": len(signals)}, status=202)
+
+    async def list(self, request: web.Request) -> web.Response:
+        twin = self._owner(request)
+        stored = await stored_signals(self._store, twin)
+        return web.json_response(
+            {
+                "enabled": await signals_enabled(self._store, twin),
+                "signals": {k: v.model_dump() for k, v in sorted(stored.items())},
+            }
+        )
+
+    async def erase(self, request: web.Request) -> web.Response:
+        twin = self._owner(request)
+        erased = await erase_signals(self._store, twin)
+        return web.json_response({"erased": erased})
+
+    async def get_consent(self, request: web.Request) -> web.Response:
+        twin = self._owner(request)
+        return web.json_response({"enabled": await signals_enabled(self._store, twin)})
+
+    async def put_consent(self, request: web.Request) -> web.Response:
+        twin = self._owner(request)
+        body = await self._body(request)
+        if not isinstance(body, dict) or not isinstance(body.get("enabled"), bool):
+            raise _json_error(web.HTTPBadRequest, 'expected JSON {"enabled": true|false}')
+        enabled: bool = body["enabled"]
+        erased = await set_signals_enabled(self._store, twin, enabled)
+        await self._bus.publish(OwnerConsent(session_id=twin, twin_id=twin, signals=enabled))
+        return web.json_response({"enabled": enabled, "erased": erased})
+
+
+def _reason(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors(include_url=False, include_input=False)[:3]:
+        where = ".".join(str(p) for p in item["loc"])
+        message = str(item["msg"]).removeprefix("Value error, ")
+        parts.append(f"{where}: {message}" if where else message)
+    return "; ".join(parts)
