@@ -3,7 +3,20 @@
 A private stack (NATS, Valkey, the five services as processes) and one aiortc guest that
 speaks recorded questions in real time. Every time is a time.monotonic() reading in this
 process when audio or a video frame reached it; "speech end" is when the last voiced sample
-of the question left its microphone.
+of the question left its microphone. `speech_ended_bus` is when stt's `SpeechEnded` reached a
+subscriber in this process (the gateway hears it at the same moment), `tts_audio_bus` when the
+reply's first audio chunk did (for a speculative answer, often before the turn ended).
+
+A/V skew is measured two ways. `av_skew_ms_*` (the target): for each onset of the twin's
+voice after a pause, the mouth-opening onset minus the voice onset in presentation time,
+i.e. each received frame's RTP timestamp mapped to the sender's clock by the RTCP Sender
+Reports, as a lip-syncing receiver plays them (`rtc_client.presented_onsets`); at 25 fps an
+exact face reads within +-20 ms; a sentence that starts on a consonant the lips hide (s, p, k)
+sounds before the mouth opens for its vowel, and reads late by that. `av_presented_offset_*`:
+the lag that best lines up loudness with mouth opening over the first 3 s of each answer, in
+presentation time. `av_arrival_offset_ms_*` (secondary): the lag that best lines
+up loudness with mouth opening as frames *arrive* at this aiortc client, which plays audio
+through a 40 ms buffer and video at once, and does no lip sync.
 """
 
 from __future__ import annotations
@@ -15,11 +28,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import nats
+import nats.aio.msg
 import psutil
 
-from twincast.demo import configure_client_ice, live_stack, read_speech, spoken_turn
-from twincast.rtc_client import TwinCall, av_offset_ms
+from twincast.demo import MOUTH_MOVING, configure_client_ice, live_stack, read_speech, spoken_turn
+from twincast.rtc_client import TwinCall, av_offset_ms, presented_offset_ms, presented_onsets
 from twincast.runtime import EXAMPLES
+from twincast_shared.contract import PcmChunk
+from twincast_shared.contract import subjects as s
 
 REPO = Path(__file__).resolve().parents[1]
 QUESTIONS = sorted((EXAMPLES / "juniper" / "questions").glob("*.wav")) + sorted(
@@ -43,7 +60,16 @@ def _mouth_box() -> tuple[int, int, int, int]:
     return mouth_box_for(EXAMPLES / "juniper")
 
 
-async def _barge_in(call: TwinCall, pcm: bytes, rate: int, flushes: list[float]) -> float | None:
+def _first_after(call: TwinCall, kind: str, after: float) -> float | None:
+    """When the gateway did `kind` (its own monotonic `at`, same host), first after `after`."""
+    return next(
+        (m["at"] for t, m in call.received.messages if t >= after and m["type"] == kind), None
+    )
+
+
+async def _barge_in(
+    call: TwinCall, pcm: bytes, rate: int, flushes: list[float], ducks: list[float]
+) -> float | None:
     """Ask for a long answer, talk over it once it plays; ms from onset to silence."""
     asked = time.monotonic()
     call.ask_text(LONG_ANSWER)
@@ -60,6 +86,9 @@ async def _barge_in(call: TwinCall, pcm: bytes, rate: int, flushes: list[float])
     )
     if flushed is not None:
         flushes.append((flushed - onset) * 1000)
+    ducked = _first_after(call, "ducked", onset)
+    if ducked is not None:
+        ducks.append((ducked - onset) * 1000)
     await asyncio.sleep(0.2)
     # Let the answer to the interruption play out before the next measurement.
     with contextlib.suppress(TimeoutError):
@@ -70,16 +99,33 @@ async def _barge_in(call: TwinCall, pcm: bytes, rate: int, flushes: list[float])
     return None if quiet is None else (quiet - onset) * 1000
 
 
-async def _run(url: str, token: str, turns: int, barge_ins: int) -> dict[str, Any]:
+async def _run(url: str, nats_url: str, token: str, turns: int, barge_ins: int) -> dict[str, Any]:
     configure_client_ice()
     speech = [read_speech(path) for path in QUESTIONS]
     stages: dict[str, list[float]] = {}
     skews: list[float] = []
+    arrival_offsets: list[float] = []
+    presented_offsets: list[float] = []
     barges: list[float] = []
     flushes: list[float] = []
+    ducks: list[float] = []
+    ended: list[float] = []
+    synthesized: dict[str, float] = {}
     failures = 0
+    bus = await nats.connect(nats_url)
+
+    async def on_turn(msg: nats.aio.msg.Msg) -> None:
+        if b'"speech_ended"' in msg.data:
+            ended.append(time.monotonic())
+
+    async def on_speech(msg: nats.aio.msg.Msg) -> None:
+        reply = PcmChunk.from_wire(msg.data, msg.headers or {}).stream
+        synthesized.setdefault(reply, time.monotonic())
+
     async with TwinCall(base_url=url, token=token, mouth_box=_mouth_box()) as call:
         await call.connected(timeout_s=20)
+        await bus.subscribe(s.TURN.of(call.session_id), cb=on_turn)
+        await bus.subscribe(s.TTS_AUDIO.of(call.session_id), cb=on_speech)
         await spoken_turn(call, *speech[0])  # the greeting turn warms every service
         for i in range(turns):
             pcm, rate = speech[i % len(speech)]
@@ -88,20 +134,36 @@ async def _run(url: str, token: str, turns: int, barge_ins: int) -> dict[str, An
             except TimeoutError:
                 failures += 1
                 continue
+            bus_end = next((t for t in ended if t >= turn.speech_end), None)
+            if bus_end is not None:
+                turn.at["speech_ended_bus"] = bus_end
+            if turn.reply_id in synthesized:
+                turn.at["tts_audio_bus"] = synthesized[turn.reply_id]
             for stage, ms in turn.stages_ms().items():
                 stages.setdefault(stage, []).append(ms)
             sound = turn.at["reply_audio"]
+            skews += presented_onsets(
+                call.received, start=sound - 0.3, end=time.monotonic(), mouth_moving=MOUTH_MOVING
+            )
             offset = av_offset_ms(
                 call.received.levels, call.received.mouth, start=sound - 0.3, end=sound + 3.0
             )
             if offset is not None:
-                skews.append(offset)
+                arrival_offsets.append(offset)
+            offset = presented_offset_ms(call.received, start=sound - 0.3, end=sound + 3.0)
+            if offset is not None:
+                presented_offsets.append(offset)
             await asyncio.sleep(0.3)
+        turns_over = time.monotonic()
         for i in range(barge_ins):
-            barge = await _barge_in(call, *speech[(i + 1) % len(speech)], flushes)
+            barge = await _barge_in(call, *speech[(i + 1) % len(speech)], flushes, ducks)
             if barge is not None:
                 barges.append(barge)
+        messages = call.received.messages
+    await bus.drain()
     audio = stages.get("reply_audio", [])
+    stray_ducks = [m for t, m in messages if m["type"] == "ducked" and t < turns_over]
+    resumed = [m for t, m in messages if m["type"] == "resumed"]
     return {
         "reply_audio_ms_p50": _pct(audio, 50),
         "reply_audio_ms_p95": _pct(audio, 95),
@@ -111,11 +173,21 @@ async def _run(url: str, token: str, turns: int, barge_ins: int) -> dict[str, An
         "turns": len(audio),
         "failed_turns": failures,
         "barge_ins": len(barges),
+        "barge_in_ms_p95": _pct(barges, 95),
+        "barge_in_duck_ms_p50": _pct(ducks, 50),
         "barge_in_flush_ms_p50": _pct(flushes, 50),
-        "av_measured_turns": len(skews),
+        "ducks_in_spoken_turns": len(stray_ducks),
+        "resumed_after_duck": len(resumed),
+        "av_skew_ms_signed_p50": _pct(skews, 50),
+        "av_skew_onsets": len(skews),
+        "av_presented_offset_ms_p95": _pct([abs(x) for x in presented_offsets], 95),
+        "av_presented_offset_ms_signed_p50": _pct(presented_offsets, 50),
+        "av_presented_measured_turns": len(presented_offsets),
+        "av_arrival_offset_ms_p95": _pct([abs(x) for x in arrival_offsets], 95),
+        "av_arrival_offset_ms_signed_p50": _pct(arrival_offsets, 50),
+        "av_arrival_measured_turns": len(arrival_offsets),
         "after_speech_end_ms_p50": {k: _pct(v, 50) for k, v in stages.items()},
         "after_speech_end_ms_p95": {k: _pct(v, 95) for k, v in stages.items()},
-        "av_skew_ms_signed_p50": _pct(skews, 50),
         "cpu_count": psutil.cpu_count(),
         "load_avg_1m": round(psutil.getloadavg()[0], 2),
     }
@@ -124,4 +196,4 @@ async def _run(url: str, token: str, turns: int, barge_ins: int) -> dict[str, An
 def run(*, turns: int = 20, barge_ins: int = 8) -> dict[str, Any]:
     with live_stack() as (urls, token):
         assert urls.gateway is not None
-        return asyncio.run(_run(urls.gateway, token, turns, barge_ins))
+        return asyncio.run(_run(urls.gateway, urls.nats, token, turns, barge_ins))

@@ -48,6 +48,7 @@ class Turn:
     reply: str = ""
     citations: list[dict[str, Any]] = field(default_factory=list)
     deferred: bool = False
+    reply_id: str = ""
     speech_end: float = 0.0
     at: dict[str, float] = field(default_factory=dict)
 
@@ -68,7 +69,7 @@ async def spoken_turn(
     turn.transcript, turn.at["transcript"] = final["text"], t
     t, reply = await call.wait_message(lambda m: m["type"] == "reply", after=t, timeout_s=timeout_s)
     turn.at["reply_text"] = t
-    reply_id = reply["reply_id"]
+    reply_id = turn.reply_id = reply["reply_id"]
     await call.wait_message(
         lambda m: m["type"] == "reply" and m["reply_id"] == reply_id and m["final"],
         after=first,

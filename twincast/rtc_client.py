@@ -1,7 +1,10 @@
 """A WebRTC guest without a browser (aiortc): speaks recorded audio, receives the avatar.
 
-Used by `twincast demo`, the end-to-end benchmark and the tests. All times are
-time.monotonic() readings taken when a frame reaches this client.
+Used by `twincast demo`, the end-to-end benchmark and the tests. Arrival times are
+time.monotonic() readings taken when a frame reaches this client. Presentation times are
+what a lip-syncing receiver (a browser) plays each frame at: its RTP timestamp mapped to the
+sender's wall clock through the RTCP Sender Reports of its stream (`SenderClock`); aiortc's
+own receiver does no lip sync.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import asyncio
 import contextlib
 import fractions
 import json
+import statistics
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -23,10 +27,12 @@ from aiortc import (
     RTCConfiguration,
     RTCDataChannel,
     RTCPeerConnection,
+    RTCRtpReceiver,
     RTCSessionDescription,
 )
 from aiortc.contrib.media import MediaRecorder
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtp import RtcpSrPacket
 
 from twincast_gateway.media import set_audio_prefetch
 
@@ -38,6 +44,9 @@ FRAME = RATE // 50
 SPEECH_RMS = 300.0
 MOUTH_DARK_LUMA = 60
 MIN_AV_CORRELATION = 0.3
+NTP_UNIX_OFFSET = 2_208_988_800  # seconds from 1900 (NTP) to 1970 (Unix)
+ONSET_BLOCK = RATE // 400  # 2.5 ms: audio onsets are found to this
+QUIET_BEFORE_ONSET_S = 0.2
 
 
 class Microphone(MediaStreamTrack):
@@ -99,6 +108,52 @@ class Microphone(MediaStreamTrack):
 
 
 @dataclass
+class SenderClock:
+    """A received track's RTP clock mapped to the sender's wall clock, as a receiver that
+    syncs audio and video does it: each RTCP Sender Report pairs an RTP timestamp with the
+    sender's NTP time; the decoded frames' pts count RTP ticks from the first frame's."""
+
+    rate: int
+    first_rtp: int | None = None
+    offsets: list[float] = field(default_factory=list)  # sender time of pts 0, per report
+
+    def report(self, rtp_timestamp: int, ntp_timestamp: int) -> None:
+        if self.first_rtp is None:
+            return
+        pts = (rtp_timestamp - self.first_rtp) % (1 << 32)
+        ntp_s = (ntp_timestamp >> 32) + (ntp_timestamp & 0xFFFFFFFF) / (1 << 32)
+        self.offsets.append(ntp_s - NTP_UNIX_OFFSET - pts / self.rate)
+
+    def sender_time(self, pts: int) -> float | None:
+        """time.time() on the sender at which a frame with this pts is to be presented."""
+        if not self.offsets:
+            return None
+        return statistics.median(self.offsets) + pts / self.rate
+
+
+def watch_sender_reports(receiver: RTCRtpReceiver, clock: SenderClock) -> None:
+    """Feeds `clock` from `receiver`: the first RTP timestamp its decoder saw (pts 0 of the
+    frames it hands over) and every Sender Report of its stream. aiortc keeps both inside."""
+    mapper = receiver._RTCRtpReceiver__timestamp_mapper  # type: ignore[attr-defined]
+    original_map = mapper.map
+    original_rtcp = receiver._handle_rtcp_packet
+
+    def map_timestamp(timestamp: int) -> int:
+        if clock.first_rtp is None:
+            clock.first_rtp = timestamp
+        return int(original_map(timestamp))
+
+    async def handle_rtcp(packet: Any) -> None:
+        if isinstance(packet, RtcpSrPacket):
+            info = packet.sender_info
+            clock.report(info.rtp_timestamp, info.ntp_timestamp)
+        await original_rtcp(packet)
+
+    mapper.map = map_timestamp
+    receiver._handle_rtcp_packet = handle_rtcp  # type: ignore[method-assign]
+
+
+@dataclass
 class Received:
     """What arrived, when."""
 
@@ -109,6 +164,11 @@ class Received:
     mouth: list[tuple[float, float]] = field(default_factory=list)
     messages: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     animation: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+    # (arrival, pts, onset offset in samples or -1 if no block is loud) per audio frame
+    audio_pts: list[tuple[float, int, int]] = field(default_factory=list)
+    video_pts: list[int] = field(default_factory=list)  # per entry of `mouth`
+    audio_clock: SenderClock = field(default_factory=lambda: SenderClock(RATE))
+    video_clock: SenderClock = field(default_factory=lambda: SenderClock(90_000))
 
     def first_sound_after(self, t: float) -> float | None:
         return next((x for x in self.sound if x >= t), None)
@@ -174,6 +234,73 @@ def av_offset_ms(
     return float((best - steps) * 10)
 
 
+def presented_onsets(
+    received: Received, *, start: float, end: float, mouth_moving: float
+) -> list[float]:
+    """Mouth-opening onset minus voice onset (ms) for each onset of the twin's voice after a
+    pause, in presentation time (`SenderClock`), between the arrivals `start` and `end`.
+
+    A voice onset is the first 2.5 ms block above `SPEECH_RMS` after `QUIET_BEFORE_ONSET_S`
+    of quiet; the mouth's is the pts of the first video frame whose mouth opening is above
+    `mouth_moving`, among frames from 0.2 s before to 0.3 s after the voice onset, if the
+    mouth was shut before it. A frame shows from its pts until the next, so with 25 fps an
+    exact face reads -20..+20 ms.
+    """
+    audio_clock, video_clock = received.audio_clock, received.video_clock
+    if not audio_clock.offsets or not video_clock.offsets:
+        return []
+    video: list[tuple[float, float]] = []
+    for (arrival, opening), pts in zip(received.mouth, received.video_pts, strict=True):
+        at = video_clock.sender_time(pts)
+        if at is not None and start - 1.0 <= arrival <= end + 1.0:
+            video.append((at, opening))
+    skews: list[float] = []
+    quiet_since: float | None = None
+    for arrival, pts, onset in received.audio_pts:
+        if not start <= arrival <= end:
+            continue
+        at = audio_clock.sender_time(pts)
+        if at is None:
+            continue
+        if onset < 0:
+            quiet_since = at if quiet_since is None else quiet_since
+            continue
+        voice = at + onset / RATE
+        was_quiet = quiet_since is not None and voice - quiet_since >= QUIET_BEFORE_ONSET_S
+        quiet_since = None
+        if not was_quiet:
+            continue
+        window = [(t, m) for t, m in video if voice - 0.2 <= t <= voice + 0.3]
+        before = [m for t, m in video if voice - 0.3 <= t < voice - 0.2]
+        opened = next((t for t, m in window if m > mouth_moving), None)
+        if opened is None or not before or max(before) > mouth_moving:
+            continue
+        if any(m > mouth_moving for t, m in window if t < opened):
+            continue
+        skews.append(round((opened - voice) * 1000, 1))
+    return skews
+
+
+def presented_offset_ms(received: Received, *, start: float, end: float) -> float | None:
+    """`av_offset_ms` in presentation time (`SenderClock`) for the frames that arrived
+    between `start` and `end`: each audio frame's loudness at the middle of the 20 ms it
+    plays, each video frame's mouth at its pts."""
+    audio_clock, video_clock = received.audio_clock, received.video_clock
+    levels: list[tuple[float, float]] = []
+    for (arrival, pts, _), (_, rms) in zip(received.audio_pts, received.levels, strict=True):
+        at = audio_clock.sender_time(pts)
+        if at is not None and start <= arrival <= end:
+            levels.append((at + FRAME / RATE / 2, rms))
+    mouth: list[tuple[float, float]] = []
+    for (arrival, opening), pts in zip(received.mouth, received.video_pts, strict=True):
+        at = video_clock.sender_time(pts)
+        if at is not None and start <= arrival <= end:
+            mouth.append((at, opening))
+    if not levels or not mouth:
+        return None
+    return av_offset_ms(levels, mouth, start=levels[0][0], end=levels[-1][0])
+
+
 class TwinCall:
     """One guest connection: `async with TwinCall(base_url=..., token=...) as call:`."""
 
@@ -206,6 +333,10 @@ class TwinCall:
         pc.addTransceiver(self.mic, direction="sendrecv")
         pc.addTransceiver("video", direction="recvonly")
         set_audio_prefetch(pc, PLAYOUT_PREFETCH)
+        for transceiver in pc.getTransceivers():
+            audio = transceiver.kind == "audio"
+            clock = self.received.audio_clock if audio else self.received.video_clock
+            watch_sender_reports(transceiver.receiver, clock)
         self._events = pc.createDataChannel("events")
         animation = pc.createDataChannel("animation", ordered=False, maxRetransmits=0)
         self._events.on("message", self._on_message)
@@ -309,6 +440,7 @@ class TwinCall:
                 rms = float(np.sqrt(np.mean(pcm * pcm))) if pcm.size else 0.0
                 self.received.levels.append((now, rms))
                 (self.received.sound if rms > SPEECH_RMS else self.received.silence).append(now)
+                self.received.audio_pts.append((now, int(frame.pts or 0), _onset(frame)))
 
     async def _video(self, track: MediaStreamTrack) -> None:
         with contextlib.suppress(MediaStreamError):
@@ -318,6 +450,7 @@ class TwinCall:
                 self.received.frames.append(now)
                 if self._mouth_box is not None and isinstance(frame, av.VideoFrame):
                     self.received.mouth.append((now, self._mouth_motion(frame)))
+                    self.received.video_pts.append(int(frame.pts or 0))
 
     def _mouth_motion(self, frame: av.VideoFrame) -> float:
         """Percent of the mouth box that is mouth interior (dark), above the face at rest.
@@ -332,3 +465,18 @@ class TwinCall:
             self._resting.append(dark)
             return 0.0
         return dark - min(self._resting)
+
+
+def _onset(frame: av.AudioFrame) -> int:
+    """Where in a received frame the first 2.5 ms block louder than `SPEECH_RMS` starts
+    (samples at 48 kHz), or -1."""
+    pcm = frame.to_ndarray().astype(np.float32)
+    channels = len(frame.layout.channels)
+    mono = pcm.reshape(-1, channels).mean(axis=1) if pcm.ndim == 2 and channels > 1 else pcm
+    mono = mono.reshape(-1)
+    blocks = len(mono) // ONSET_BLOCK
+    if blocks == 0:
+        return -1
+    power = np.mean(mono[: blocks * ONSET_BLOCK].reshape(blocks, ONSET_BLOCK) ** 2, axis=1)
+    loud = np.flatnonzero(power > SPEECH_RMS * SPEECH_RMS)
+    return int(loud[0]) * ONSET_BLOCK if loud.size else -1

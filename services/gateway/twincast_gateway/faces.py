@@ -97,6 +97,12 @@ class PortraitFace:
     def flush(self, at_s: float) -> None:
         self._animator.flush(at_s)
 
+    def hold(self, at_s: float) -> None:
+        self._animator.hold(at_s)
+
+    def resume(self, shift_s: float) -> None:
+        self._animator.resume(shift_s)
+
     def set_mood(self, *, label: str, valence: float, arousal: float) -> None:
         self._animator.set_mood(expression_for(label, valence, arousal), valence, arousal)
 

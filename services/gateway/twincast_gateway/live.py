@@ -27,6 +27,7 @@ from twincast_gateway.media import (
     set_audio_prefetch,
 )
 from twincast_gateway.owner_voice import OWNER_FRAME_S, OwnerVoicePump, viseme_for
+from twincast_gateway.uplink import BargeInGuard
 from twincast_shared.contract import (
     GUEST_SAMPLE_RATE,
     AnimationFrame,
@@ -68,6 +69,8 @@ class Face(Protocol):
         speaker: Speaker = "twin",
     ) -> None: ...
     def flush(self, at_s: float) -> None: ...
+    def hold(self, at_s: float) -> None: ...
+    def resume(self, shift_s: float) -> None: ...
     def set_mood(self, *, label: str, valence: float, arousal: float) -> None: ...
     def set_energy(self, energy: float) -> None: ...
     def express(self, expression: str) -> None: ...
@@ -134,6 +137,7 @@ class LiveSession:
         self.stats = SessionStats()
         self._audio = TwinAudioTrack(clock=self.clock, speech=self.speech, on_sound=self._sounded)
         self._video = AvatarVideoTrack(clock=self.clock, fps=fps, source=self._frame)
+        self.barge = BargeInGuard(speech=self.speech, face=face, notify=self._broadcast)
         self._relay = MediaRelay()
         self._peers: dict[str, _Peer] = {}
         self._tasks = TaskOwner(f"session {self.id}")
@@ -221,7 +225,12 @@ class LiveSession:
             if self._guest_voice is None:
                 self._guest_voice = track
                 track = self._relay.subscribe(track)
-            pump = GuestAudioPump(track=track, stream=peer_id, publish=self._publish_audio)
+            pump = GuestAudioPump(
+                track=track,
+                stream=peer_id,
+                publish=self._publish_audio,
+                hear=self.barge.listener(peer_id),
+            )
             self._tasks.spawn(pump.run(), name=f"guest audio {peer_id}")
 
         @pc.on("datachannel")

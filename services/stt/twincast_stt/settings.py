@@ -24,7 +24,7 @@ class SttSettings(ServiceSettings):
     )
     stt_partial_every_ms: float = Field(default=250.0, ge=100, le=5000)
     stt_final_pad_s: float | None = Field(
-        default=10.0, ge=0, le=30, description="Whisper window = utterance + this; None: 30 s"
+        default=3.0, ge=0, le=30, description="Whisper window = utterance + this; None: 30 s"
     )
     stt_partial_pad_s: float = Field(default=3.0, ge=0, le=30)
     stt_flood_burst_s: float = Field(

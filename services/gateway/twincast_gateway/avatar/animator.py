@@ -81,6 +81,15 @@ MOOD_EXPRESSIONS: Final[Mapping[str, str]] = MappingProxyType(
 )
 
 COARTICULATION_S: Final = 0.06  # half-width of the triangular blend between mouth targets
+# The mouth shapes are shown this much before the sample their phoneme is timed to. Piper's
+# alignments give each phoneme the pad token that follows it, so its viseme starts late by
+# about that pad (~25 ms); measured, loudness leads the viseme track by 25-55 ms on our replies.
+VISEME_LEAD_S: Final = 0.025
+# The first open viseme after a pause opens the mouth fully by its start, rising smoothly over
+# this long before it, instead of half open there and fully 60 ms later (the blend's way).
+ATTACK_S: Final = 0.06
+_OPEN_VISEME: Final = 0.3  # a viseme that visibly opens the mouth (vowels)
+_PAUSE_S: Final = 0.15  # no open viseme for this long: the next one starts speech anew
 _ENVELOPE_S: Final = 0.25  # half-width of the slow speech envelope that drives emphasis nods
 _KEEP_S: Final = 1.0  # how long spoken segments are kept behind the clock
 _MAX_STEP_S: Final = 0.25
@@ -181,13 +190,18 @@ class _Wave:
 class Animator:
     """The face's timeline for one session: `speak`, `flush`, `set_mood`, `set_energy`, `state`."""
 
-    def __init__(self, *, seed: int = 0, energy: float = 0.6) -> None:
+    def __init__(
+        self, *, seed: int = 0, energy: float = 0.6, lead_s: float = VISEME_LEAD_S
+    ) -> None:
         self._rng = random.Random(seed)
+        self._lead = lead_s
         self._starts: list[float] = []
         self._ends: list[float] = []
         self._names: list[str] = []
         self._speakers: list[Speaker] = []
         self._cut_s = -math.inf
+        self._held_at: float | None = None
+        self._held: list[tuple[float, float, str, Speaker]] = []
         self._t: float | None = None
 
         self._energy_target = _clip01(energy)
@@ -221,30 +235,74 @@ class Animator:
         for name, rel_start, rel_end in visemes:
             if not (math.isfinite(rel_start) and math.isfinite(rel_end)):
                 raise ValueError(f"viseme {name!r} has a non-finite time")
-            start, end = start_s + max(0.0, rel_start), start_s + rel_end
+            lead = self._lead if speaker == "twin" else 0.0  # the owner's mouth is not Piper's
+            start = start_s + max(0.0, rel_start) - lead
+            end = start_s + rel_end - lead
             if end <= start or end <= self._cut_s:
                 continue
             start = max(start, self._cut_s)
-            i = bisect.bisect_right(self._starts, start)
-            self._starts.insert(i, start)
-            self._ends.insert(i, end)
-            self._names.insert(i, name)
-            self._speakers.insert(i, speaker)
+            if self._held_at is not None:
+                self._held.append((start, end, name, speaker))
+            else:
+                self._insert(start, end, name, speaker)
+
+    def _insert(self, start: float, end: float, name: str, speaker: Speaker) -> None:
+        i = bisect.bisect_right(self._starts, start)
+        self._starts.insert(i, start)
+        self._ends.insert(i, end)
+        self._names.insert(i, name)
+        self._speakers.insert(i, speaker)
 
     def flush(self, at_s: float) -> int:
         """Barge-in: drop every mouth shape after `at_s`; from `at_s` the mouth is closed.
 
-        Returns how many scheduled spans were dropped or cut short.
+        Returns how many scheduled spans were dropped or cut short (held ones included).
         """
         self._cut_s = max(self._cut_s, at_s)
+        dropped = len(self._held)
+        self._held.clear()
+        self._held_at = None
         keep = bisect.bisect_left(self._starts, at_s)
-        dropped = len(self._starts) - keep
+        dropped += len(self._starts) - keep
         del self._starts[keep:], self._ends[keep:], self._names[keep:], self._speakers[keep:]
         for i, end in enumerate(self._ends):
             if end > at_s:
                 self._ends[i] = at_s
                 dropped += 1
         return dropped
+
+    def hold(self, at_s: float) -> None:
+        """The voice pauses at `at_s` (the guest may be talking over the twin): from then the
+        mouth is closed, and what it would have said waits for `resume` (or goes on `flush`)."""
+        if self._held_at is not None:
+            return
+        self._held_at = at_s
+        keep = bisect.bisect_left(self._starts, at_s)
+        held = list(
+            zip(
+                self._starts[keep:],
+                self._ends[keep:],
+                self._names[keep:],
+                self._speakers[keep:],
+                strict=True,
+            )
+        )
+        del self._starts[keep:], self._ends[keep:], self._names[keep:], self._speakers[keep:]
+        for i, end in enumerate(self._ends):
+            if end > at_s:
+                held.append((at_s, end, self._names[i], self._speakers[i]))
+                self._ends[i] = at_s
+        self._held = sorted(held)
+        self._cut_s = max(self._cut_s, at_s)
+
+    def resume(self, shift_s: float) -> None:
+        """The paused voice plays on, `shift_s` later than planned: so does the mouth."""
+        if self._held_at is None:
+            return
+        self._held_at = None
+        for start, end, name, speaker in self._held:
+            self._insert(start + shift_s, end + shift_s, name, speaker)
+        self._held.clear()
 
     def set_mood(
         self, label: str, valence: float, arousal: float, *, intensity: float | None = None
@@ -342,7 +400,30 @@ class Animator:
                 viseme, speaker = self._names[i], self._speakers[i]
         if mass > 1.0:
             open_sum, width_sum = open_sum / mass, width_sum / mass
+        attack = self._attack(t_s)
+        if attack is not None and attack.open > open_sum:
+            open_sum, width_sum = attack.open, attack.width
         return viseme, speaker, MouthShape(open_sum, width_sum)
+
+    def _attack(self, t_s: float) -> MouthShape | None:
+        """The first open viseme after a pause, rising to its shape by its start."""
+        i = bisect.bisect_right(self._starts, t_s + ATTACK_S) - 1
+        while i >= 0 and self._ends[i] <= t_s:
+            i -= 1
+        if i < 0 or self._starts[i] < self._cut_s < t_s:
+            return None
+        shape = VISEME_SHAPES.get(self._names[i], _UNKNOWN_SHAPE)
+        start = self._starts[i]
+        if shape.open < _OPEN_VISEME or not start - ATTACK_S <= t_s < self._ends[i]:
+            return None
+        j = i - 1
+        while j >= 0 and self._starts[j] > start - _PAUSE_S - 1.0:
+            opened = VISEME_SHAPES.get(self._names[j], _UNKNOWN_SHAPE).open >= _OPEN_VISEME
+            if opened and self._ends[j] > start - _PAUSE_S:
+                return None
+            j -= 1
+        rise = _smooth((t_s - (start - ATTACK_S)) / ATTACK_S)
+        return MouthShape(shape.open * rise, shape.width)
 
     def _envelope(self, t_s: float) -> float:
         low, high = self._window(t_s, _ENVELOPE_S)
