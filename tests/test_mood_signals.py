@@ -201,7 +201,7 @@ async def test_only_the_owner_may_post_signals(stack: Stack, owner: dict[str, st
     forged = owner["Authorization"][:-4] + "AAAA"
     signal = {"kind": "heart_rate", "value": 70}
     cases = [
-        ({}, 401, "owner token is required"),
+        ({}, 401, "token is required"),
         ({"Authorization": forged}, 401, "signature"),
         ({"Authorization": f"Bearer {expired}"}, 401, "expired"),
         ({"Authorization": f"Bearer {guest}"}, 403, "only the twin's owner"),

@@ -324,10 +324,12 @@ async def test_bad_console_requests_get_clear_4xx(
 
 async def test_console_refuses_forged_unknown_and_foreign(stack: Stack) -> None:
     url, service = gateway(stack)
-    _, owner = tokens(service)
+    guest_token, owner = tokens(service)
     other = service.signer.issue(twin="someone-else", scope="private", ttl_s=60, role="owner")
     cases = [
         ({}, "/api/console/sessions", 401),
+        # A guest may not even see which sessions are live, or who holds their floors.
+        ({"Authorization": f"Bearer {guest_token}"}, "/api/console/sessions", 403),
         ({"Authorization": "Bearer forged.token"}, "/api/console/sessions", 401),
         ({"Authorization": f"Bearer {owner}"}, "/api/sessions/nope/audit", 404),
         ({"Authorization": f"Bearer {other}"}, "/api/sessions/nope/audit", 404),

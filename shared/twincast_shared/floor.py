@@ -97,9 +97,6 @@ class Floor:
         value = await self._redis.get(key("session", session, "floor"))
         return None if value is None else _parse(value)
 
-    async def is_current(self, session: str, holding: Holding) -> bool:
-        return await self.holder(session) == holding
-
     async def _apply(self, session: str, holding: Holding, lease_ms: int) -> bool:
         done = await self._renew_or_release(
             keys=[key("session", session, "floor")],

@@ -12,11 +12,12 @@ import html
 import json
 import logging
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from twincast_gateway.http import bearer_claims, json_error, read_body
 from twincast_gateway.live import LiveSession, SignallingError
 from twincast_gateway.pages import page_fields, static_text
 from twincast_gateway.tokens import JoinClaims, TokenError
@@ -62,10 +63,6 @@ class DecisionBody(_Body):
     text: str = Field(default="", max_length=4_000)
 
 
-def _json_error(status: type[web.HTTPException], reason: str, **extra: Any) -> web.HTTPException:
-    return status(text=json.dumps({"error": reason, **extra}), content_type="application/json")
-
-
 class OwnerConsole:
     def __init__(self, gateway: GatewayService) -> None:
         self._gateway = gateway
@@ -75,6 +72,8 @@ class OwnerConsole:
         self.floor = Floor(ctx.store, lease_ms=ctx.settings.floor_lease_ms)
         self.shadow = Shadow(ctx.store)
         self._watcher: asyncio.Task[None] | None = None
+        # Holdings being handed back by their console: not the watcher's to call expired.
+        self._releasing: set[Holding] = set()
 
     def _watch(self) -> None:
         """Watches the leases while any console holds a floor here (started on a takeover)."""
@@ -154,7 +153,7 @@ class OwnerConsole:
         try:
             peer, answer = await session.connect(body.sdp, role="owner")
         except SignallingError as error:
-            raise _json_error(web.HTTPBadRequest, str(error)) from None
+            raise json_error(web.HTTPBadRequest, str(error)) from None
         return web.json_response({"peer_id": peer, "type": "answer", "sdp": answer}, status=201)
 
     # The floor
@@ -163,7 +162,7 @@ class OwnerConsole:
         _, session = await self._owner_session(request, action="take the floor")
         body = await _parse(request, FloorBody)
         if not session.has_peer(body.console, role="owner"):
-            raise _json_error(
+            raise json_error(
                 web.HTTPConflict, "connect this console to the session before taking the floor"
             )
         try:
@@ -174,7 +173,7 @@ class OwnerConsole:
                 speaker="owner",
                 text=f"console {body.console} asked for the floor held by {taken.holding.holder}",
             )
-            raise _json_error(web.HTTPConflict, str(taken), holder=taken.holding.holder) from None
+            raise json_error(web.HTTPConflict, str(taken), holder=taken.holding.holder) from None
         self._watch()
         if session.floor != holding:
             session.take_over(holding)
@@ -191,22 +190,28 @@ class OwnerConsole:
         _, session = await self._owner_session(request)
         holding = _holding(await _parse(request, FloorBody))
         if not await self.floor.renew(session.id, holding):
-            raise _json_error(web.HTTPConflict, "this console no longer holds the floor")
+            raise json_error(web.HTTPConflict, "this console no longer holds the floor")
         return web.json_response({"lease_ms": self.floor.lease_ms})
 
     async def release(self, request: web.Request) -> web.Response:
         _, session = await self._owner_session(request)
         holding = _holding(await _parse(request, FloorBody))
-        if not await self.floor.release(session.id, holding):
-            raise _json_error(web.HTTPConflict, "this console no longer holds the floor")
+        self._releasing.add(holding)
+        try:
+            released = await self.floor.release(session.id, holding)
+        finally:
+            self._releasing.discard(holding)
+        if not released:
+            raise json_error(web.HTTPConflict, "this console no longer holds the floor")
         await self._hand_back(session, holding, reason="owner")
         return web.json_response({"holder": "twin"})
 
     async def _hand_back(
         self, session: LiveSession, holding: Holding, *, reason: Literal["owner", "expired"]
     ) -> None:
-        if session.floor == holding:
-            session.hand_back(reason=reason)
+        if session.floor != holding:
+            return  # someone else handed it back first
+        session.hand_back(reason=reason)
         await self._bus.publish(
             HandBack(
                 session_id=session.id, holder=holding.holder, fence=holding.fence, reason=reason
@@ -221,18 +226,22 @@ class OwnerConsole:
         while any(s.floor is not None for s in self._gateway.sessions.values()):
             await asyncio.sleep(period)
             for session in list(self._gateway.sessions.values()):
-                holding = session.floor
-                if holding is None:
-                    continue
                 try:
-                    current = await self.floor.holder(session.id)
-                except Exception as error:  # the store hiccups: look again next round
+                    await self._check_lease(session)
+                except Exception as error:  # the store or bus hiccups: look again next round
                     log.warning("floor of session %s not checked: %s", session.id, error)
-                    continue
-                if current is None:
-                    await self._hand_back(session, holding, reason="expired")
-                elif current != holding:
-                    session.take_over(current)
+
+    async def _check_lease(self, session: LiveSession) -> None:
+        holding = session.floor
+        if holding is None or holding in self._releasing:
+            return
+        current = await self.floor.holder(session.id)
+        if session.floor != holding:
+            return  # handed back or taken while we asked
+        if current is None:
+            await self._hand_back(session, holding, reason="expired")
+        elif current != holding:
+            session.take_over(current)
 
     # Words
 
@@ -241,7 +250,7 @@ class OwnerConsole:
         body = await _parse(request, SayBody)
         floor = session.floor
         if floor is not None and (body.console, body.fence) != (floor.holder, floor.fence):
-            raise _json_error(web.HTTPConflict, "another console holds the floor")
+            raise json_error(web.HTTPConflict, "another console holds the floor")
         event = Say(session_id=session.id, text=body.text)
         await self._bus.publish(event)
         return web.json_response({"say_id": event.event_id}, status=202)
@@ -266,7 +275,7 @@ class OwnerConsole:
                 text=body.text,
             )
         except ValidationError as error:
-            raise _json_error(web.HTTPBadRequest, _first(error)) from None
+            raise json_error(web.HTTPBadRequest, _first(error)) from None
         await self._bus.publish(event)
         session.audit(
             kind="draft", speaker="owner", text=f"draft {event.draft_id}: {body.decision}"
@@ -283,36 +292,32 @@ class OwnerConsole:
     # Who is asking
 
     def _owner_claims(self, request: web.Request) -> JoinClaims:
-        auth = request.headers.get("Authorization", "")
-        if not auth.startswith("Bearer "):
-            raise _json_error(web.HTTPUnauthorized, "the owner's token is required as Bearer")
-        try:
-            claims = self._gateway.signer.verify(auth.removeprefix("Bearer ").strip())
-        except TokenError as error:
-            raise _json_error(web.HTTPUnauthorized, str(error)) from None
+        """The owner's claims; a guest's token may not even see which sessions are live."""
+        claims = bearer_claims(request, self._gateway.signer)
+        if claims.role != "owner":
+            raise json_error(web.HTTPForbidden, "only the owner may use the console")
         return claims
 
     async def _owner_session(
         self, request: web.Request, *, action: str = "use the console"
     ) -> tuple[JoinClaims, LiveSession]:
-        claims = self._owner_claims(request)
+        claims = bearer_claims(request, self._gateway.signer)
         session = self._gateway.sessions.get(request.match_info["session"])
         if session is None or session.info.twin_id != claims.twin:
-            raise _json_error(web.HTTPNotFound, "no such live session of this twin")
+            raise json_error(web.HTTPNotFound, "no such live session of this twin")
         if claims.role != "owner":
             session.audit(kind="refused", speaker="guest", text=f"a guest tried to {action}")
             log.warning("session %s: a guest token tried to %s", session.id, action)
-            raise _json_error(web.HTTPForbidden, f"only the owner may {action}")
+            raise json_error(web.HTTPForbidden, f"only the owner may {action}")
         return claims, session
 
 
 async def _parse(request: web.Request, model: type[B]) -> B:
-    if (request.content_length or 0) > MAX_BODY:
-        raise _json_error(web.HTTPRequestEntityTooLarge, "request larger than 80 KiB")
+    raw = await read_body(request, MAX_BODY)
     try:
-        return model.model_validate_json(await request.text())
+        return model.model_validate_json(raw)
     except ValidationError as error:
-        raise _json_error(web.HTTPBadRequest, _first(error)) from None
+        raise json_error(web.HTTPBadRequest, _first(error)) from None
 
 
 def _first(error: ValidationError) -> str:
@@ -323,5 +328,5 @@ def _first(error: ValidationError) -> str:
 
 def _holding(body: FloorBody) -> Holding:
     if body.fence is None:
-        raise _json_error(web.HTTPBadRequest, "fence: the fence from taking the floor is needed")
+        raise json_error(web.HTTPBadRequest, "fence: the fence from taking the floor is needed")
     return Holding(holder=body.console, fence=body.fence)

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from twincast_gateway.console import OwnerConsole
 from twincast_gateway.faces import NoPortrait, PortraitFaces
+from twincast_gateway.http import json_error
 from twincast_gateway.ice import configure_ice, rtc_configuration
 from twincast_gateway.live import Face, LiveSession, PeerRole, SignallingError
 from twincast_gateway.pages import page_fields, static_text
@@ -40,10 +41,6 @@ from twincast_shared.twins import TwinProfile, get_profile
 WORKERS = ("stt", "reasoning", "mood", "tts")
 MAX_JSON_BYTES = 80 * 1024
 FaceFactory = Callable[[TwinProfile], Awaitable[Face]]
-
-
-def _error(status: type[web.HTTPException], reason: str) -> web.HTTPException:
-    return status(text=json.dumps({"error": reason}), content_type="application/json")
 
 
 class GatewayService(BaseService):
@@ -203,7 +200,9 @@ class GatewayService(BaseService):
             if not isinstance(token, str) or not isinstance(sdp, str):
                 raise TypeError
         except (ValueError, KeyError, TypeError):
-            raise _error(web.HTTPBadRequest, 'expected JSON {"token": str, "sdp": str}') from None
+            raise json_error(
+                web.HTTPBadRequest, 'expected JSON {"token": str, "sdp": str}'
+            ) from None
         claims = self._claims(token)
         session = await self._open(claims)
         peer, answer = await self._connect(session, sdp, role="guest")
@@ -266,7 +265,7 @@ class GatewayService(BaseService):
         session = self.sessions.get(request.match_info["session"])
         peer = request.match_info["peer"]
         if session is None or not session.has_peer(peer):
-            raise _error(web.HTTPNotFound, "no such session or peer")
+            raise json_error(web.HTTPNotFound, "no such session or peer")
         await session.hang_up(peer)
         return web.Response(status=200)
 
@@ -278,19 +277,19 @@ class GatewayService(BaseService):
                 raise web.HTTPUnauthorized(
                     text=str(error), headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
                 ) from None
-            raise _error(web.HTTPUnauthorized, str(error)) from None
+            raise json_error(web.HTTPUnauthorized, str(error)) from None
 
     async def _open(self, claims: JoinClaims) -> LiveSession:
         if len(self.sessions) >= self._settings.max_sessions:
-            raise _error(web.HTTPServiceUnavailable, "the gateway is at its session limit")
+            raise json_error(web.HTTPServiceUnavailable, "the gateway is at its session limit")
         profile = await get_profile(self._ctx.store, claims.twin)
         if profile is None:
-            raise _error(web.HTTPNotFound, f"no twin {claims.twin!r} here")
+            raise json_error(web.HTTPNotFound, f"no twin {claims.twin!r} here")
         assert self._face_factory is not None
         try:
             face = await self._face_factory(profile)
         except NoPortrait as error:
-            raise _error(web.HTTPConflict, str(error)) from None
+            raise json_error(web.HTTPConflict, str(error)) from None
         info = SessionInfo(
             session_id=uuid.uuid4().hex,
             twin_id=claims.twin,
@@ -328,7 +327,7 @@ class GatewayService(BaseService):
                 await self._ended(session)
             if plain:
                 raise web.HTTPBadRequest(text=str(error)) from None
-            raise _error(web.HTTPBadRequest, str(error)) from None
+            raise json_error(web.HTTPBadRequest, str(error)) from None
 
     async def _ended(self, session: LiveSession) -> None:
         if self.sessions.pop(session.id, None) is None:

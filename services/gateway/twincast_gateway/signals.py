@@ -21,7 +21,8 @@ from typing import Any, Final
 from aiohttp import web
 from pydantic import ValidationError
 
-from twincast_gateway.tokens import TokenError, TokenSigner
+from twincast_gateway.http import bearer_claims, json_error, read_body
+from twincast_gateway.tokens import TokenSigner
 from twincast_shared.bus import Bus
 from twincast_shared.contract import SIGNAL_KINDS, OwnerConsent, OwnerSignal
 from twincast_shared.contract.subjects import is_valid_token
@@ -35,10 +36,6 @@ from twincast_shared.store import StateStore
 
 MAX_BODY: Final = 64 * 1024
 MAX_SIGNALS: Final = 100
-
-
-def _json_error(status: type[web.HTTPException], reason: str, **more: Any) -> web.HTTPException:
-    return status(text=json.dumps({"error": reason, **more}), content_type="application/json")
 
 
 class OwnerSignalsApi:
@@ -60,38 +57,26 @@ class OwnerSignalsApi:
     def _owner(self, request: web.Request) -> str:
         """The twin in the path, once the token proves its owner is asking."""
         twin = request.match_info["twin"]
-        auth = request.headers.get("Authorization", "")
-        if not auth.startswith("Bearer "):
-            raise _json_error(
-                web.HTTPUnauthorized, "an owner token is required as Authorization: Bearer <token>"
-            )
-        try:
-            claims = self._signer().verify(auth.removeprefix("Bearer ").strip())
-        except TokenError as error:
-            raise _json_error(web.HTTPUnauthorized, str(error)) from None
+        claims = bearer_claims(request, self._signer())
         if claims.role != "owner":
-            raise _json_error(web.HTTPForbidden, "only the twin's owner may do this")
+            raise json_error(web.HTTPForbidden, "only the twin's owner may do this")
         if not is_valid_token(twin) or claims.twin != twin:
-            raise _json_error(web.HTTPForbidden, "this token is for another twin")
+            raise json_error(web.HTTPForbidden, "this token is for another twin")
         return twin
 
     async def _body(self, request: web.Request) -> Any:
-        if (request.content_length or 0) > MAX_BODY:
-            raise _json_error(web.HTTPRequestEntityTooLarge, "request larger than 64 KiB")
-        raw = await request.content.read(MAX_BODY + 1)
-        if len(raw) > MAX_BODY:
-            raise _json_error(web.HTTPRequestEntityTooLarge, "request larger than 64 KiB")
+        raw = await read_body(request, MAX_BODY)
         try:
             return json.loads(raw)
         except ValueError:
-            raise _json_error(web.HTTPBadRequest, "body is not valid JSON") from None
+            raise json_error(web.HTTPBadRequest, "body is not valid JSON") from None
 
     async def post(self, request: web.Request) -> web.Response:
         twin = self._owner(request)
         body = await self._body(request)
         items = body if isinstance(body, list) else [body]
         if not items or len(items) > MAX_SIGNALS:
-            raise _json_error(web.HTTPBadRequest, f"send 1 to {MAX_SIGNALS} signals")
+            raise json_error(web.HTTPBadRequest, f"send 1 to {MAX_SIGNALS} signals")
         signals, problems = [], []
         for i, item in enumerate(items):
             if not isinstance(item, dict) or set(item) - {"kind", "value", "ts"}:
@@ -102,13 +87,13 @@ class OwnerSignalsApi:
             except ValidationError as error:
                 problems.append(f"[{i}]: {_reason(error)}")
         if problems:
-            raise _json_error(
+            raise json_error(
                 web.HTTPUnprocessableEntity,
                 "signals refused: " + "; ".join(problems)[:2_000],
                 known_kinds={k: f"{v.low:g}..{v.high:g} {v.unit}" for k, v in SIGNAL_KINDS.items()},
             )
         if not await signals_enabled(self._store, twin):
-            raise _json_error(
+            raise json_error(
                 web.HTTPConflict,
                 "the owner has switched signals off for this twin: nothing was stored",
             )
@@ -139,7 +124,7 @@ class OwnerSignalsApi:
         twin = self._owner(request)
         body = await self._body(request)
         if not isinstance(body, dict) or not isinstance(body.get("enabled"), bool):
-            raise _json_error(web.HTTPBadRequest, 'expected JSON {"enabled": true|false}')
+            raise json_error(web.HTTPBadRequest, 'expected JSON {"enabled": true|false}')
         enabled: bool = body["enabled"]
         erased = await set_signals_enabled(self._store, twin, enabled)
         await self._bus.publish(OwnerConsent(session_id=twin, twin_id=twin, signals=enabled))
