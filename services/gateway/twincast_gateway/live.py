@@ -223,7 +223,9 @@ class LiveSession:
                 self._tasks.spawn(voice.run(), name=f"owner audio {peer_id}")
                 return
             if self._guest_voice is None:
+                # The first guest's voice is the one consoles hear, until that guest goes.
                 self._guest_voice = track
+                track.on("ended", lambda: self._guest_voice_ended(track))
                 track = self._relay.subscribe(track)
             pump = GuestAudioPump(
                 track=track,
@@ -268,11 +270,16 @@ class LiveSession:
             return
         await self._publish_text(event)
 
+    def _guest_voice_ended(self, track: MediaStreamTrack) -> None:
+        if self._guest_voice is track:
+            self._guest_voice = None
+
     async def _drop(self, peer_id: str, *, notify: bool) -> None:
         peer = self._peers.pop(peer_id, None)
         if peer is None:
             return
         await peer.pc.close()
+        self.barge.forget(peer_id)
         # A session lives while its guests do; a console watching it does not keep it open.
         if notify and not self.guests:
             await self._on_empty(self)
@@ -281,6 +288,7 @@ class LiveSession:
         if self._closed:
             return
         self._closed = True
+        self.barge.close()
         self._audio.stop()
         self._video.stop()
         for peer_id in list(self._peers):

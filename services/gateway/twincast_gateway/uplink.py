@@ -184,6 +184,15 @@ class BargeInGuard:
         self.resumed_at.append(now)
         self._tell({"type": "resumed", "at": now})
 
+    def forget(self, stream: str) -> None:
+        """A guest's uplink ended: its voice detector goes with it."""
+        self._gates.pop(stream, None)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
     def _arm(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
