@@ -159,6 +159,12 @@ async def test_signals_refused_after_switch_off_and_nothing_stored(
         ({"kind": "heart_rate", "value": 400}, "", 422, "heart_rate=400 is implausible"),
         ({"kind": "sleep_hours", "value": -2}, "", 422, "implausible"),
         (None, '{"kind": "heart_rate", "value": NaN}', 422, "finite"),
+        (
+            {"kind": "heart_rate", "value": 70, "ts": "2099-01-01T00:00:00Z"},
+            "",
+            422,
+            "future",
+        ),
         ({"kind": "heart_rate", "value": "fast"}, "", 422, "value"),
         ({"kind": "heart_rate"}, "", 422, "value"),
         ({"kind": "heart_rate", "value": 70, "extra": 1}, "", 422, "expected"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Annotated, Final, Literal, TypeAlias
 from uuid import uuid4
@@ -27,6 +27,10 @@ Token = Annotated[str, AfterValidator(_token)]
 Unit = Annotated[float, Field(ge=-1.0, le=1.0)]
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
 Scope = Literal["public", "colleagues", "private"]
+
+
+# How far ahead of this host's clock a device's timestamp may be and still be believed.
+MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 
 def _now() -> datetime:
@@ -296,6 +300,8 @@ class OwnerSignal(Event):
                 f"{self.kind}={self.value:g} is implausible: expected "
                 f"{spec.low:g}..{spec.high:g} {spec.unit} ({spec.meaning})"
             )
+        if self.ts > _now() + MAX_CLOCK_SKEW:
+            raise ValueError("ts is in the future: a signal is a measurement already taken")
         return self
 
 
