@@ -20,15 +20,17 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from uuid import uuid4
 
 import nats
 import nats.aio.client
 import pytest
+from nats.aio.msg import Msg
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from pydantic import BaseModel
 
 from twincast.runtime import EXAMPLES, free_port, nats_server_bin, terminate, valkey_server_bin
 from twincast.services import SERVICES, spec
@@ -174,6 +176,21 @@ async def open_guest(store: StateStore) -> Callable[..., Awaitable[str]]:
         return session
 
     return open_one
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+async def collect(nc: nats.aio.client.Client, subject: str, model: type[M]) -> list[M]:
+    """Every event published on `subject` from now on, decoded, in arrival order."""
+    got: list[M] = []
+
+    async def on(msg: Msg) -> None:
+        got.append(model.model_validate_json(msg.data))
+
+    await nc.subscribe(subject, cb=on)
+    await nc.flush()
+    return got
 
 
 async def run_twincast(*args: str, timeout_s: float = 180) -> tuple[int, str, str]:

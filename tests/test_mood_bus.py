@@ -6,10 +6,9 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import nats.aio.client
-from nats.aio.msg import Msg
 
 from bench.mood_set import audio_path, lines, load_pcm
-from tests.conftest import Stack
+from tests.conftest import Stack, collect
 from tests.test_gateway_rtc import wait_for
 from tests.test_rejects import rejected_by
 from twincast_shared.bus import Bus
@@ -22,14 +21,7 @@ LINES = {line.id: line for line in lines()}
 
 
 async def moods_of(nc: nats.aio.client.Client, session: str) -> list[MoodEstimated]:
-    got: list[MoodEstimated] = []
-
-    async def on(msg: Msg) -> None:
-        got.append(MoodEstimated.model_validate_json(msg.data))
-
-    await nc.subscribe(s.MOOD.of(session), cb=on)
-    await nc.flush()
-    return got
+    return await collect(nc, s.MOOD.of(session), MoodEstimated)
 
 
 async def speak(bus: Bus, session: str, line_id: str, *, seq0: int = 0) -> int:

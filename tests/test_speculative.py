@@ -4,12 +4,12 @@ turn really ends there, superseded if the final words differ."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 
 import nats.aio.client
-from nats.aio.msg import Msg
 
-from tests.conftest import Stack
+from tests.conftest import Stack, collect
 from tests.test_gateway_rtc import wait_for
 from twincast_shared.bus import Bus
 from twincast_shared.contract import ReplyChunk, UtteranceTranscribed
@@ -21,14 +21,7 @@ QUESTION = "How many species of bees did you find on the rooftops?"
 
 
 async def replies_of(nc: nats.aio.client.Client, session: str) -> list[ReplyChunk]:
-    got: list[ReplyChunk] = []
-
-    async def on(msg: Msg) -> None:
-        got.append(ReplyChunk.model_validate_json(msg.data))
-
-    await nc.subscribe(s.REPLY.of(session), cb=on)
-    await nc.flush()
-    return got
+    return await collect(nc, s.REPLY.of(session), ReplyChunk)
 
 
 async def settle(got: list[ReplyChunk], count: int, timeout_s: float = 10) -> None:
@@ -59,6 +52,10 @@ async def test_speculation_confirmed_by_the_final_is_the_answer(
     assert all(c.provisional and c.utterance_id == "u1" for c in got)
     assert await peek_turn(store, session) == 0, "nothing counts before the turn ends"
     await client_bus.publish(transcript(session, QUESTION, final=True))
+    # The shared stack may still be answering an earlier test's guests: wait for this turn.
+    deadline = time.monotonic() + 5
+    while await peek_turn(store, session) == 0 and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
     await asyncio.sleep(0.5)
     assert len({c.reply_id for c in got}) == 1, "the final must not be answered twice"
     assert await peek_turn(store, session) == 1
