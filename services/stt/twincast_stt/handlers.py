@@ -206,6 +206,8 @@ class SttService(BaseService):
 class _Publisher:
     """Turns stream results into contract events; one span per turn, from speech onset on."""
 
+    speaker: Literal["guest", "owner"] = "guest"
+
     def __init__(self, service: SttService) -> None:
         self._service = service
 
@@ -250,6 +252,7 @@ class _Publisher:
                     text=result.text,
                     final=final,
                     speculative=speculative,
+                    speaker=self.speaker,
                     audio_ms=result.audio_ms,
                     compute_ms=result.compute_ms,
                 )
@@ -273,17 +276,13 @@ class _Publisher:
                 state.turn_span = None
 
 
-class _OwnerPublisher:
+class _OwnerPublisher(_Publisher):
     """The owner's words, as transcripts marked `owner`: no turns, no speculation."""
 
-    def __init__(self, service: SttService) -> None:
-        self._service = service
+    speaker = "owner"
 
-    async def speech_started(self, session: str, utterance: str, at_ms: float) -> None:
-        return None
-
-    async def speech_ended(self, session: str, utterance: str, at_ms: float) -> None:
-        return None
+    def _bus_session(self, session: str) -> _Session | None:
+        return None  # the owner's words are not part of the guest's turn
 
     async def transcript(
         self,
@@ -294,22 +293,14 @@ class _OwnerPublisher:
         final: bool,
         speculative: bool = False,
     ) -> None:
-        if speculative:
-            return
-        with self._service._tracer.start_as_current_span("stt.owner") as span:
-            span.set_attribute("twincast.session_id", session)
-            span.set_attribute(f"{PII_PREFIX}transcript", result.text)
-            await self._service._ctx.bus.publish(
-                UtteranceTranscribed(
-                    session_id=session,
-                    utterance_id=utterance,
-                    text=result.text,
-                    final=final,
-                    speaker="owner",
-                    audio_ms=result.audio_ms,
-                    compute_ms=result.compute_ms,
-                )
-            )
+        if not speculative:
+            await super().transcript(session, utterance, result, final=final)
+
+    async def speech_started(self, session: str, utterance: str, at_ms: float) -> None:
+        return None
+
+    async def speech_ended(self, session: str, utterance: str, at_ms: float) -> None:
+        return None
 
 
 SPEC = ServiceSpec(name="stt", settings=SttSettings, create=SttService)
