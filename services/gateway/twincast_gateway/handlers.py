@@ -158,6 +158,7 @@ class GatewayService(BaseService):
     async def static(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
         kinds = {
+            "common.js": "text/javascript",
             "guest.js": "text/javascript",
             "guest.css": "text/css",
             "console.js": "text/javascript",

@@ -42,17 +42,7 @@ async function refresh() {
   } catch (err) { state.error = String(err.message || err); }
 }
 
-function line(key, who) {
-  let li = lines.get(key);
-  if (!li) {
-    li = document.createElement("li");
-    li.className = who;
-    $("captions").appendChild(li);
-    lines.set(key, li);
-    state.captions.push({key, who, text: "", final: false, sources: []});
-  }
-  return [li, state.captions.find((c) => c.key === key)];
-}
+const line = (key, who) => captionLine(lines, state.captions, key, who);
 
 function onMessage(msg) {
   if (msg.type === "caption") {
@@ -103,16 +93,6 @@ function showDraft(msg) {
     li.appendChild(b);
   }
   $("drafts").appendChild(li);
-}
-
-async function gathered(peer) {
-  if (peer.iceGatheringState === "complete") return;
-  await new Promise((done) => {
-    const t = setTimeout(done, 3000);
-    peer.addEventListener("icegatheringstatechange", () => {
-      if (peer.iceGatheringState === "complete") { clearTimeout(t); done(); }
-    });
-  });
 }
 
 async function openSession(sessionId) {

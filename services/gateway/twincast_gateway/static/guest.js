@@ -13,17 +13,7 @@ const lines = new Map();
 
 function setPhase(phase) { state.phase = phase; $("phase").textContent = phase; }
 
-function line(key, who) {
-  let li = lines.get(key);
-  if (!li) {
-    li = document.createElement("li");
-    li.className = who;
-    $("captions").appendChild(li);
-    lines.set(key, li);
-    state.captions.push({key, who, text: "", final: false});
-  }
-  return [li, state.captions.find((c) => c.key === key)];
-}
+const line = (key, who) => captionLine(lines, state.captions, key, who);
 
 function onMessage(msg) {
   if (msg.type === "caption") {
@@ -83,16 +73,6 @@ async function poll() {
     }
     lastPixels = px;
   }
-}
-
-async function gathered(peer) {
-  if (peer.iceGatheringState === "complete") return;
-  await new Promise((done) => {
-    const t = setTimeout(done, 3000);
-    peer.addEventListener("icegatheringstatechange", () => {
-      if (peer.iceGatheringState === "complete") { clearTimeout(t); done(); }
-    });
-  });
 }
 
 async function start() {

@@ -1,0 +1,27 @@
+"use strict";
+// What the guest page and the owner console share: caption lines and ICE gathering.
+
+// The caption line for `key` in the #captions list, made on first use; returns the element
+// and its record in `captions` (what the page's snapshot() reports).
+function captionLine(lines, captions, key, who) {
+  let li = lines.get(key);
+  if (!li) {
+    li = document.createElement("li");
+    li.className = who;
+    document.getElementById("captions").appendChild(li);
+    lines.set(key, li);
+    captions.push({key, who, text: "", final: false, sources: []});
+  }
+  return [li, captions.find((c) => c.key === key)];
+}
+
+// Resolves once the peer has gathered its ICE candidates (no trickle), or after 3 s.
+async function gathered(peer) {
+  if (peer.iceGatheringState === "complete") return;
+  await new Promise((done) => {
+    const t = setTimeout(done, 3000);
+    peer.addEventListener("icegatheringstatechange", () => {
+      if (peer.iceGatheringState === "complete") { clearTimeout(t); done(); }
+    });
+  });
+}
