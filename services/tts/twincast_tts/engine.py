@@ -228,15 +228,27 @@ class TtsEngine:
 def _align(
     id_map: Mapping[str, Sequence[int]], phonemes: list[str], id_samples: np.ndarray
 ) -> Iterator[tuple[str, int]]:
-    """Samples per phoneme, from samples per phoneme id (each phoneme's ids, then a pad)."""
+    """Samples per phoneme, from samples per phoneme id.
+
+    Piper puts a pad after every phoneme's ids; the pad is the glide from that phoneme into
+    the next, so half of it goes to each.
+    """
     pad = len(id_map.get(PAD, ()))
     at = 0
+    owned: list[tuple[str, int, int]] = []
     for phoneme in (BOS, *phonemes, EOS):
         if phoneme not in id_map:
             continue  # Piper skips phonemes its voice does not know
-        width = len(id_map[phoneme]) + (pad if phoneme != EOS else 0)
-        yield phoneme, int(id_samples[at : at + width].sum())
-        at += width
+        width = len(id_map[phoneme])
+        glide = pad if phoneme != EOS else 0
+        own = int(id_samples[at : at + width].sum())
+        owned.append((phoneme, own, int(id_samples[at + width : at + width + glide].sum())))
+        at += width + glide
+    carried = 0
+    for i, (phoneme, own, glide) in enumerate(owned):
+        passed = glide // 2 if i + 1 < len(owned) else 0
+        yield phoneme, carried + own + glide - passed
+        carried = passed
 
 
 def leading_silence(audio: np.ndarray, sample_rate: int) -> int:

@@ -26,6 +26,7 @@ _GROUPS = {
 VISEMES = frozenset({SILENCE, *_GROUPS})
 PHONEME_VISEME = {ph: vis for vis, group in _GROUPS.items() for ph in group}
 _SILENT = set("^$_.,!?;:-—…\"'()")
+LEADING_MARKS = frozenset("ˈˌ")  # primary and secondary stress, written before the syllable
 
 
 def viseme_of(phoneme: str) -> str | None:
@@ -36,12 +37,21 @@ def viseme_of(phoneme: str) -> str | None:
 
 
 def track(alignments: Iterable[tuple[str, int]]) -> list[Viseme]:
-    """Contiguous viseme segments covering every sample of the aligned audio."""
+    """Contiguous viseme segments covering every sample of the aligned audio.
+
+    A stress mark is spoken as the start of the syllable after it; other marks without a
+    viseme of their own (length, diacritics, word breaks) lengthen the phoneme before them.
+    """
     segments: list[tuple[str, int, int]] = []
     at = 0
+    leading = 0
     for phoneme, samples in alignments:
         if samples <= 0:
             continue
+        if phoneme in LEADING_MARKS:
+            leading += samples
+            continue
+        samples, leading = samples + leading, 0
         vis = viseme_of(phoneme)
         if segments and (vis is None or segments[-1][0] == vis):
             name, start, _ = segments[-1]
@@ -49,6 +59,9 @@ def track(alignments: Iterable[tuple[str, int]]) -> list[Viseme]:
         else:
             segments.append((vis or SILENCE, at, at + samples))
         at += samples
+    if leading:
+        name, start, _ = segments[-1] if segments else (SILENCE, 0, 0)
+        segments[-1:] = [(name, start, at + leading)]
     return [Viseme(viseme=v, start=start, end=end) for v, start, end in segments]
 
 
