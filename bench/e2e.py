@@ -7,16 +7,21 @@ of the question left its microphone. `speech_ended_bus` is when stt's `SpeechEnd
 subscriber in this process (the gateway hears it at the same moment), `tts_audio_bus` when the
 reply's first audio chunk did (for a speculative answer, often before the turn ended).
 
-A/V skew is measured two ways. `av_skew_ms_*` (the target): for each onset of the twin's
-voice after a pause, the mouth-opening onset minus the voice onset in presentation time,
-i.e. each received frame's RTP timestamp mapped to the sender's clock by the RTCP Sender
-Reports, as a lip-syncing receiver plays them (`rtc_client.presented_onsets`); at 25 fps an
-exact face reads within +-20 ms; a sentence that starts on a consonant the lips hide (s, p, k)
-sounds before the mouth opens for its vowel, and reads late by that. `av_presented_offset_*`:
-the lag that best lines up loudness with mouth opening over the first 3 s of each answer, in
-presentation time. `av_arrival_offset_ms_*` (secondary): the lag that best lines
-up loudness with mouth opening as frames *arrive* at this aiortc client, which plays audio
-through a 40 ms buffer and video at once, and does no lip sync.
+A/V skew (`av_skew_ms_*`, the target) is lip sync in presentation time, per answer
+(`twincast.lipsync`): the answer's tts chunks (from the bus) are found in the received voice
+by their loudness, which times every phoneme of tts's alignment as the guest hears it; the
+received mouth is compared with the opening those phonemes ask for, and the lag that lines
+them up best is the answer's skew (positive: the mouth is late). Presentation time is each
+frame's RTP timestamp mapped to the sender's clock by the RTCP Sender Reports, as a
+lip-syncing receiver plays them; a video frame stands for the middle of its 40 ms on screen.
+Cross-checks, which compare the mouth with loudness rather than phonemes (a mouth opens
+before the sound of a vowel builds, and lips hide s, p, k): `av_onset_skew_ms_*`, the first
+frame that shows the mouth open minus the voice's onset after each pause
+(`rtc_client.presented_onsets`; at 25 fps an exact face reads within +-20 ms);
+`av_presented_offset_*`, the lag that best lines up loudness with mouth opening over the
+first 3 s of each answer; `av_arrival_offset_ms_*`, the same as frames *arrive* at this
+aiortc client, which plays audio through a 40 ms buffer and video at once, and does no lip
+sync.
 """
 
 from __future__ import annotations
@@ -33,9 +38,10 @@ import nats.aio.msg
 import psutil
 
 from twincast.demo import MOUTH_MOVING, configure_client_ice, live_stack, read_speech, spoken_turn
+from twincast.lipsync import SpokenChunk, lip_sync
 from twincast.rtc_client import TwinCall, av_offset_ms, presented_offset_ms, presented_onsets
 from twincast.runtime import EXAMPLES
-from twincast_shared.contract import PcmChunk
+from twincast_shared.contract import PcmChunk, VisemeTrack
 from twincast_shared.contract import subjects as s
 
 REPO = Path(__file__).resolve().parents[1]
@@ -104,6 +110,8 @@ async def _run(url: str, nats_url: str, token: str, turns: int, barge_ins: int) 
     speech = [read_speech(path) for path in QUESTIONS]
     stages: dict[str, list[float]] = {}
     skews: list[float] = []
+    onset_skews: list[float] = []
+    fits: list[float] = []
     arrival_offsets: list[float] = []
     presented_offsets: list[float] = []
     barges: list[float] = []
@@ -111,6 +119,8 @@ async def _run(url: str, nats_url: str, token: str, turns: int, barge_ins: int) 
     ducks: list[float] = []
     ended: list[float] = []
     synthesized: dict[str, float] = {}
+    spoken: dict[str, dict[int, PcmChunk]] = {}
+    tracks: dict[tuple[str, int], VisemeTrack] = {}
     failures = 0
     bus = await nats.connect(nats_url)
 
@@ -119,13 +129,19 @@ async def _run(url: str, nats_url: str, token: str, turns: int, barge_ins: int) 
             ended.append(time.monotonic())
 
     async def on_speech(msg: nats.aio.msg.Msg) -> None:
-        reply = PcmChunk.from_wire(msg.data, msg.headers or {}).stream
-        synthesized.setdefault(reply, time.monotonic())
+        chunk = PcmChunk.from_wire(msg.data, msg.headers or {})
+        synthesized.setdefault(chunk.stream, time.monotonic())
+        spoken.setdefault(chunk.stream, {})[chunk.seq] = chunk
+
+    async def on_visemes(msg: nats.aio.msg.Msg) -> None:
+        track = VisemeTrack.model_validate_json(msg.data)
+        tracks[(track.reply_id, track.seq)] = track
 
     async with TwinCall(base_url=url, token=token, mouth_box=_mouth_box()) as call:
         await call.connected(timeout_s=20)
         await bus.subscribe(s.TURN.of(call.session_id), cb=on_turn)
         await bus.subscribe(s.TTS_AUDIO.of(call.session_id), cb=on_speech)
+        await bus.subscribe(s.TTS_VISEMES.of(call.session_id), cb=on_visemes)
         await spoken_turn(call, *speech[0])  # the greeting turn warms every service
         for i in range(turns):
             pcm, rate = speech[i % len(speech)]
@@ -142,7 +158,16 @@ async def _run(url: str, nats_url: str, token: str, turns: int, barge_ins: int) 
             for stage, ms in turn.stages_ms().items():
                 stages.setdefault(stage, []).append(ms)
             sound = turn.at["reply_audio"]
-            skews += presented_onsets(
+            chunks = spoken.get(turn.reply_id, {})
+            synced = lip_sync(
+                call.received,
+                [SpokenChunk.of(chunks[n], tracks.get((turn.reply_id, n))) for n in sorted(chunks)],
+                heard_from=sound,
+            )
+            if synced is not None:
+                skews.append(synced.lag_ms)
+                fits.append(synced.correlation)
+            onset_skews += presented_onsets(
                 call.received, start=sound - 0.3, end=time.monotonic(), mouth_moving=MOUTH_MOVING
             )
             offset = av_offset_ms(
@@ -179,7 +204,11 @@ async def _run(url: str, nats_url: str, token: str, turns: int, barge_ins: int) 
         "ducks_in_spoken_turns": len(stray_ducks),
         "resumed_after_duck": len(resumed),
         "av_skew_ms_signed_p50": _pct(skews, 50),
-        "av_skew_onsets": len(skews),
+        "av_skew_measured_turns": len(skews),
+        "av_skew_fit_p50": _pct(fits, 50),
+        "av_onset_skew_ms_p95": _pct([abs(x) for x in onset_skews], 95),
+        "av_onset_skew_ms_signed_p50": _pct(onset_skews, 50),
+        "av_onsets": len(onset_skews),
         "av_presented_offset_ms_p95": _pct([abs(x) for x in presented_offsets], 95),
         "av_presented_offset_ms_signed_p50": _pct(presented_offsets, 50),
         "av_presented_measured_turns": len(presented_offsets),

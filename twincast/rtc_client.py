@@ -166,6 +166,7 @@ class Received:
     animation: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     # (arrival, pts, onset offset in samples or -1 if no block is loud) per audio frame
     audio_pts: list[tuple[float, int, int]] = field(default_factory=list)
+    loudness: list[np.ndarray] = field(default_factory=list)  # RMS per ms, per audio frame
     video_pts: list[int] = field(default_factory=list)  # per entry of `mouth`
     audio_clock: SenderClock = field(default_factory=lambda: SenderClock(RATE))
     video_clock: SenderClock = field(default_factory=lambda: SenderClock(90_000))
@@ -281,22 +282,39 @@ def presented_onsets(
     return skews
 
 
+def shown_mouth(received: Received) -> tuple[np.ndarray, np.ndarray]:
+    """(presentation time, mouth opening) per received frame. A frame is on screen from its
+    pts until the next frame's and stands for the middle of that time."""
+    clock = received.video_clock
+    pts = np.asarray(received.video_pts[: len(received.mouth)], dtype=np.int64)
+    steps = np.diff(pts)
+    steps = steps[steps > 0]
+    half = float(np.median(steps)) / clock.rate / 2 if len(steps) else 0.0
+    shown, opening = [], []
+    for (_, value), p in zip(received.mouth, pts, strict=True):
+        at = clock.sender_time(int(p))
+        if at is not None:
+            shown.append(at + half)
+            opening.append(value)
+    return np.asarray(shown), np.asarray(opening)
+
+
 def presented_offset_ms(received: Received, *, start: float, end: float) -> float | None:
-    """`av_offset_ms` in presentation time (`SenderClock`) for the frames that arrived
-    between `start` and `end`: each audio frame's loudness at the middle of the 20 ms it
-    plays, each video frame's mouth at its pts."""
-    audio_clock, video_clock = received.audio_clock, received.video_clock
+    """`av_offset_ms` in presentation time (`SenderClock`) for the audio that arrived between
+    `start` and `end`: each audio frame's loudness at the middle of the 20 ms it plays, each
+    video frame's mouth at the middle of its time on screen."""
+    audio_clock = received.audio_clock
     levels: list[tuple[float, float]] = []
     for (arrival, pts, _), (_, rms) in zip(received.audio_pts, received.levels, strict=True):
         at = audio_clock.sender_time(pts)
         if at is not None and start <= arrival <= end:
             levels.append((at + FRAME / RATE / 2, rms))
-    mouth: list[tuple[float, float]] = []
-    for (arrival, opening), pts in zip(received.mouth, received.video_pts, strict=True):
-        at = video_clock.sender_time(pts)
-        if at is not None and start <= arrival <= end:
-            mouth.append((at, opening))
-    if not levels or not mouth:
+    if not levels:
+        return None
+    shown, opening = shown_mouth(received)
+    inside = (shown >= levels[0][0] - 0.5) & (shown <= levels[-1][0] + 0.5)
+    mouth = list(zip(shown[inside].tolist(), opening[inside].tolist(), strict=True))
+    if not mouth:
         return None
     return av_offset_ms(levels, mouth, start=levels[0][0], end=levels[-1][0])
 
@@ -436,11 +454,12 @@ class TwinCall:
                 frame = await track.recv()
                 now = time.monotonic()
                 assert isinstance(frame, av.AudioFrame)
-                pcm = frame.to_ndarray().astype(np.float32)
-                rms = float(np.sqrt(np.mean(pcm * pcm))) if pcm.size else 0.0
+                mono = _mono(frame)
+                rms = float(np.sqrt(np.mean(mono * mono))) if mono.size else 0.0
                 self.received.levels.append((now, rms))
                 (self.received.sound if rms > SPEECH_RMS else self.received.silence).append(now)
-                self.received.audio_pts.append((now, int(frame.pts or 0), _onset(frame)))
+                self.received.audio_pts.append((now, int(frame.pts or 0), _onset(mono)))
+                self.received.loudness.append(loudness_ms(mono, frame.sample_rate))
 
     async def _video(self, track: MediaStreamTrack) -> None:
         with contextlib.suppress(MediaStreamError):
@@ -467,13 +486,25 @@ class TwinCall:
         return dark - min(self._resting)
 
 
-def _onset(frame: av.AudioFrame) -> int:
-    """Where in a received frame the first 2.5 ms block louder than `SPEECH_RMS` starts
-    (samples at 48 kHz), or -1."""
+def loudness_ms(samples: np.ndarray, rate: int) -> np.ndarray:
+    """RMS per millisecond; block edges are rounded per block, so they never drift."""
+    edges = (np.arange(int(len(samples) * 1000 // rate) + 1) * rate) // 1000
+    if len(edges) < 2:
+        return np.zeros(0)
+    power = np.add.reduceat(samples.astype(np.float64) ** 2, edges[:-1])
+    return np.asarray(np.sqrt(power / np.diff(edges)))
+
+
+def _mono(frame: av.AudioFrame) -> np.ndarray:
     pcm = frame.to_ndarray().astype(np.float32)
     channels = len(frame.layout.channels)
     mono = pcm.reshape(-1, channels).mean(axis=1) if pcm.ndim == 2 and channels > 1 else pcm
-    mono = mono.reshape(-1)
+    return np.asarray(mono.reshape(-1))
+
+
+def _onset(mono: np.ndarray) -> int:
+    """Where in a received frame the first 2.5 ms block louder than `SPEECH_RMS` starts
+    (samples at 48 kHz), or -1."""
     blocks = len(mono) // ONSET_BLOCK
     if blocks == 0:
         return -1

@@ -1,7 +1,8 @@
 """The session's media: one clock, the twin's outgoing voice, its face, the guest's voice in.
 
 Everything is stamped from one `MediaClock`: audio sample n plays at clock time n / 48 kHz,
-video frame k shows the face at k / fps, so the mouth moves with the sound.
+video frame k is on screen from k / fps until the next and shows the face at the middle of
+that time, (k + 1/2) / fps, so the mouth moves with the sound.
 """
 
 from __future__ import annotations
@@ -283,7 +284,7 @@ class AvatarVideoTrack(MediaStreamTrack):
         t = self._index / self._fps
         await self._clock.sleep_until(t)
         pts = self._index * VIDEO_CLOCK // self._fps
-        frame = self._source(t, pts)
+        frame = self._source(t + 0.5 / self._fps, pts)
         frame.pts = pts
         frame.time_base = fractions.Fraction(1, VIDEO_CLOCK)
         return frame

@@ -81,10 +81,6 @@ MOOD_EXPRESSIONS: Final[Mapping[str, str]] = MappingProxyType(
 )
 
 COARTICULATION_S: Final = 0.06  # half-width of the triangular blend between mouth targets
-# The mouth shapes are shown this much before the sample their phoneme is timed to. Piper's
-# alignments give each phoneme the pad token that follows it, so its viseme starts late by
-# about that pad (~25 ms); measured, loudness leads the viseme track by 25-55 ms on our replies.
-VISEME_LEAD_S: Final = 0.025
 # The first open viseme after a pause opens the mouth fully by its start, rising smoothly over
 # this long before it, instead of half open there and fully 60 ms later (the blend's way).
 ATTACK_S: Final = 0.06
@@ -190,11 +186,8 @@ class _Wave:
 class Animator:
     """The face's timeline for one session: `speak`, `flush`, `set_mood`, `set_energy`, `state`."""
 
-    def __init__(
-        self, *, seed: int = 0, energy: float = 0.6, lead_s: float = VISEME_LEAD_S
-    ) -> None:
+    def __init__(self, *, seed: int = 0, energy: float = 0.6) -> None:
         self._rng = random.Random(seed)
-        self._lead = lead_s
         self._starts: list[float] = []
         self._ends: list[float] = []
         self._names: list[str] = []
@@ -235,9 +228,8 @@ class Animator:
         for name, rel_start, rel_end in visemes:
             if not (math.isfinite(rel_start) and math.isfinite(rel_end)):
                 raise ValueError(f"viseme {name!r} has a non-finite time")
-            lead = self._lead if speaker == "twin" else 0.0  # the owner's mouth is not Piper's
-            start = start_s + max(0.0, rel_start) - lead
-            end = start_s + rel_end - lead
+            start = start_s + max(0.0, rel_start)
+            end = start_s + rel_end
             if end <= start or end <= self._cut_s:
                 continue
             start = max(start, self._cut_s)

@@ -1,0 +1,187 @@
+"""Lip sync as a guest's receiver presents it: how far the received face's mouth is from the
+phonemes of the received voice.
+
+The reference is tts's own alignment. Each reply chunk's viseme track is timed in samples of
+the audio it was synthesized with (Piper's phoneme durations made that audio). Once a chunk
+is found in the received audio, every phoneme has a presentation time. The mouth opening the
+received video shows is then compared with the opening those phonemes ask for
+(`VISEME_SHAPES`); the lag that lines the two up best is the reply's skew. Presentation times
+come from each stream's RTP timestamps and RTCP Sender Reports (`SenderClock`), as a browser
+syncs them. A frame stands for the middle of its time on screen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from twincast.rtc_client import Received, loudness_ms, shown_mouth
+from twincast_gateway.avatar.animator import VISEME_SHAPES
+from twincast_shared.contract import PcmChunk, VisemeTrack
+
+BLOCK_S = 0.001
+MAX_LAG_MS = 200
+MIN_PLACEMENT = 0.8  # correlation of a chunk's loudness with the received loudness
+MIN_LIPSYNC_CORRELATION = 0.5
+MIN_FRAMES = 25
+MIN_PLACED_MS = 20
+FIRST_SEARCH_S = 0.5  # around the first reply audio that arrived
+NEXT_SEARCH_S = 0.3  # around the end of the chunk before
+BLEND_S = 0.06
+BLEND_OFFSETS_S = np.linspace(-BLEND_S, BLEND_S, 25)
+BLEND_WEIGHTS = (1 - np.abs(BLEND_OFFSETS_S) / BLEND_S) / (
+    1 - np.abs(BLEND_OFFSETS_S) / BLEND_S
+).sum()
+
+
+@dataclass(frozen=True, slots=True)
+class SpokenChunk:
+    """One chunk of a reply as tts made it: its loudness per ms and its phonemes' shapes."""
+
+    loudness: np.ndarray
+    duration_s: float
+    shapes: tuple[tuple[float, float, float], ...]  # (start s, end s, mouth opening)
+
+    @classmethod
+    def of(cls, chunk: PcmChunk, track: VisemeTrack | None) -> SpokenChunk:
+        samples = np.frombuffer(chunk.pcm, dtype="<i2").reshape(-1, chunk.channels)
+        rate = chunk.sample_rate
+        shapes: tuple[tuple[float, float, float], ...] = ()
+        if track is not None:
+            shapes = tuple(
+                (v.start / track.sample_rate, v.end / track.sample_rate, _opening(v.viseme))
+                for v in track.visemes
+            )
+        return cls(
+            loudness=loudness_ms(samples.mean(axis=1), rate),
+            duration_s=len(samples) / rate,
+            shapes=shapes,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LipSync:
+    lag_ms: float  # positive: the mouth shows a phoneme after it is heard
+    correlation: float
+    frames: int
+    chunks: int
+
+
+def _opening(viseme: str) -> float:
+    shape = VISEME_SHAPES.get(viseme)
+    return shape.open if shape is not None else 0.25
+
+
+def _presented_audio(received: Received) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(presentation time, loudness, arrival) per received millisecond, in play order."""
+    clock = received.audio_clock
+    times, loud, arrivals = [], [], []
+    for (arrival, pts, _), blocks in zip(received.audio_pts, received.loudness, strict=True):
+        at = clock.sender_time(pts)
+        if at is None:
+            continue
+        times.append(at + (np.arange(len(blocks)) + 0.5) * BLOCK_S)
+        loud.append(blocks)
+        arrivals.append(np.full(len(blocks), arrival))
+    if not times:
+        return np.zeros(0), np.zeros(0), np.zeros(0)
+    t, x, a = np.concatenate(times), np.concatenate(loud), np.concatenate(arrivals)
+    order = np.argsort(t, kind="stable")
+    return t[order], x[order], a[order]
+
+
+def _best_fit(heard: np.ndarray, wanted: np.ndarray, lo: int, hi: int) -> tuple[int, float]:
+    """The start in [lo, hi] where `heard` correlates best with `wanted`, and how well."""
+    n = len(wanted)
+    lo, hi = max(0, lo), min(hi, len(heard) - n)
+    if n < 2 or hi < lo:
+        return lo, -1.0
+    windows = sliding_window_view(heard[lo : hi + n], n)
+    centred = windows - windows.mean(axis=1, keepdims=True)
+    spread = np.sqrt((centred**2).mean(axis=1)) * (wanted.std() or 1.0)
+    scores = centred @ (wanted - wanted.mean()) / n / np.maximum(spread, 1e-9)
+    best = int(np.argmax(scores))
+    return lo + best, float(scores[best])
+
+
+def place(
+    received: Received, chunks: Sequence[SpokenChunk], *, heard_from: float
+) -> list[float] | None:
+    """When the chunks started to play, in presentation time, up to the first one not found
+    (a reply cut short, or paused and resumed); None if the first is not found.
+
+    The first is looked for around `heard_from` (arrival time of the reply's first sound);
+    each next one around where the one before it ends, as the gateway queues them.
+    """
+    times, loud, arrivals = _presented_audio(received)
+    if not len(times):
+        return None
+    starts: list[float] = []
+    expected: float | None = None  # where the chunk before ends
+    for chunk in chunks:
+        if expected is None:
+            lo = int(np.searchsorted(arrivals, heard_from - FIRST_SEARCH_S))
+            hi = int(np.searchsorted(arrivals, heard_from + FIRST_SEARCH_S))
+        else:
+            centre, radius = int(np.searchsorted(times, expected)), int(NEXT_SEARCH_S / BLOCK_S)
+            lo, hi = centre - radius, centre + radius
+        if len(chunk.loudness) >= MIN_PLACED_MS:
+            at, score = _best_fit(loud, chunk.loudness, lo, hi)
+            if score < MIN_PLACEMENT:
+                break
+            starts.append(float(times[at]) - BLOCK_S / 2)
+        elif expected is not None:  # too short to find: it follows the one before
+            starts.append(expected)
+        else:
+            break
+        expected = starts[-1] + chunk.duration_s
+    return starts or None
+
+
+def lip_sync(
+    received: Received, chunks: Sequence[SpokenChunk], *, heard_from: float
+) -> LipSync | None:
+    """The skew of one reply's mouth against its voice, or None if it cannot be measured."""
+    starts = place(received, chunks, heard_from=heard_from)
+    if not starts:
+        return None
+    chunks = chunks[: len(starts)]
+    spans = sorted(
+        (start + a, start + b, opening)
+        for start, chunk in zip(starts, chunks, strict=True)
+        for a, b, opening in chunk.shapes
+    )
+    if not spans:
+        return None
+    begins = np.array([s[0] for s in spans])
+    ends = np.array([s[1] for s in spans])
+    openings = np.array([s[2] for s in spans])
+    shown, mouth = shown_mouth(received)
+    inside = (shown >= starts[0]) & (shown <= starts[-1] + chunks[-1].duration_s)
+    shown, mouth = shown[inside], mouth[inside]
+    if len(shown) < MIN_FRAMES or mouth.std() == 0:
+        return None
+
+    def wanted(at: np.ndarray) -> np.ndarray:
+        """The phonemes' openings, blended over a triangle as a moving face blends them."""
+        near = at[:, None] + BLEND_OFFSETS_S[None, :]
+        i = np.clip(np.searchsorted(begins, near, side="right") - 1, 0, len(begins) - 1)
+        shape = np.where((near >= begins[i]) & (near < ends[i]), openings[i], 0.0)
+        return np.asarray(shape @ BLEND_WEIGHTS)
+
+    best_lag, best = 0, -1.0
+    for lag in range(-MAX_LAG_MS, MAX_LAG_MS + 1):
+        target = wanted(shown - lag / 1000)
+        if target.std() == 0:
+            continue
+        score = float(np.corrcoef(mouth, target)[0, 1])
+        if score > best:
+            best_lag, best = lag, score
+    if best < MIN_LIPSYNC_CORRELATION:
+        return None
+    return LipSync(
+        lag_ms=float(best_lag), correlation=round(best, 3), frames=len(shown), chunks=len(chunks)
+    )
