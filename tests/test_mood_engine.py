@@ -16,7 +16,13 @@ from twincast_mood.engine import GuestMood
 from twincast_mood.fusion import ChangeGate, Estimate, Evidence, MoodFusion
 from twincast_mood.labels import LABELS
 from twincast_mood.owner import NEUTRAL_ENERGY, owner_state
-from twincast_mood.prosody import ProsodyTracker, SpeakerBaseline, analyse, voice_mood
+from twincast_mood.prosody import (
+    KEPT_FRAMES,
+    ProsodyTracker,
+    SpeakerBaseline,
+    analyse,
+    voice_mood,
+)
 from twincast_mood.text import TextMoodEngine
 from twincast_reasoning.engine import Answer
 from twincast_reasoning.tone import adapt
@@ -113,6 +119,16 @@ def test_recorded_speech_gives_a_plausible_reading(name: str) -> None:
     assert 1 < r.f0_spread_st < 5
     assert 3.0 < r.rate_syl_s < 7.0  # read speech: 4-6 syllables a second
     assert -5 < r.f0_st < 15  # 75-240 Hz
+
+
+def test_a_voice_that_never_pauses_is_read_on_in_bounded_memory() -> None:
+    t = np.arange(16_000 * 40) / 16_000  # 40 s of a loud voiced hum, no pause for a segment end
+    hum = 0.3 * np.sin(2 * np.pi * 150 * t) * (1 + 0.5 * np.sin(2 * np.pi * 4 * t))
+    tracker = ProsodyTracker()
+    readings = feed(tracker, (hum * 32767).astype("<i2").tobytes())
+    assert len(readings) >= 10  # an interim reading every 3 s, all along
+    assert not any(r.final for r in readings)
+    assert len(tracker._speech) <= 2 * KEPT_FRAMES  # not the 2000 frames heard
 
 
 def test_silence_gives_nothing_and_a_louder_voice_is_scored_louder() -> None:

@@ -42,6 +42,7 @@ GAP_FRAMES: Final = 15  # 300 ms of quiet ends a segment
 MIN_SEGMENT_FRAMES: Final = 20  # 400 ms of speech makes a reading
 INTERIM_FRAMES: Final = 150  # a reading every 3 s of ongoing speech
 MAX_SEGMENT_FRAMES: Final = 400
+KEPT_FRAMES: Final = MAX_SEGMENT_FRAMES + GAP_FRAMES  # all a reading looks at
 
 Floats = npt.NDArray[np.float64]
 
@@ -227,6 +228,9 @@ class ProsodyTracker:
         self._f0.append(f0)
         self._env.append(halves)
         self._speech.append(speech)
+        if len(self._speech) > 2 * KEPT_FRAMES:  # endless "speech", e.g. steady loud noise
+            for frames in (self._db, self._f0, self._env, self._speech):
+                del frames[:-KEPT_FRAMES]
         if speech:
             self._gap = 0
             self._since_reading += 1
