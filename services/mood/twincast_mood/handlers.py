@@ -110,7 +110,8 @@ class MoodService(BaseService):
             return guest
         guest = self._guests[session_id] = GuestMood(self._text, voice=self._voice)
         while len(self._guests) > MAX_SESSIONS:
-            self._guests.popitem(last=False)
+            oldest, _ = self._guests.popitem(last=False)
+            self._twins.pop(oldest, None)
         if twin is not None and not known:
             # A session seen for the first time gets the owner's state at once.
             state = await self._owner_state(twin)
