@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -36,6 +37,7 @@ from twincast_gateway.avatar import (
 )
 from twincast_gateway.avatar.drawn import draw_juniper
 from twincast_gateway.avatar.rig import Rect
+from twincast_gateway.media import AvatarVideoTrack, MediaClock
 from twincast_shared.contract import AnimationFrame, Viseme, VisemeTrack
 from twincast_tts.visemes import VISEMES
 
@@ -426,3 +428,21 @@ def test_a_tts_track_becomes_seconds() -> None:
     assert spans[0] == ("sil", 0.0, 0.1)
     assert spans[1][0] == "aa"
     assert math.isclose(spans[1][2], 0.3)
+
+
+async def test_each_video_frame_shows_the_face_at_the_middle_of_its_time_on_screen() -> None:
+    clock = MediaClock()
+    asked: list[tuple[float, int]] = []
+
+    def source(t: float, pts: int) -> av.VideoFrame:
+        asked.append((t, pts))
+        return av.VideoFrame(width=16, height=16, format="yuv420p")
+
+    track = AvatarVideoTrack(clock=clock, fps=25, source=source)
+    frames = [await track.recv() for _ in range(3)]
+    track.stop()
+    for frame, (t, pts) in zip(frames, asked, strict=True):
+        assert frame.pts == pts
+        on_screen_from = pts / 90_000
+        assert math.isclose(t, on_screen_from + 0.02, abs_tol=1e-9)
+    assert [pts for _, pts in asked] == [asked[0][1] + k * 3600 for k in range(3)]
