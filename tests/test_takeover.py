@@ -264,6 +264,21 @@ async def test_shadow_mode_holds_replies_until_the_owner_decides(
     assert reply["citations"]
     assert reply["text"] in str(draft["text"])
 
+    draft = await draft_for("What did you find on the rooftops?")
+    await console.take_over()
+    # While the owner holds the floor the twin cannot speak it: refused, and still pending.
+    with pytest.raises(ConsoleError) as refused:
+        await console.decide(str(draft["draft_id"]), "approve")
+    assert refused.value.status == 409
+    assert "hand it back" in str(refused.value.body["error"])
+    await console.hand_back()
+    decided = time.monotonic()
+    await console.decide(str(draft["draft_id"]), "approve")
+    _, reply = await call.wait_message(
+        lambda m: m["type"] == "reply" and m["final"], after=decided, timeout_s=20
+    )
+    assert reply["text"] in str(draft["text"])
+
     draft = await draft_for("What do you think about bees?")
     decided = time.monotonic()
     await console.decide(str(draft["draft_id"]), "edit", "Bees are for another day, Ada.")

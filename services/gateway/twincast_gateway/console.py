@@ -276,6 +276,12 @@ class OwnerConsole:
             )
         except ValidationError as error:
             raise json_error(web.HTTPBadRequest, _first(error)) from None
+        if body.decision != "reject" and (holding := await self.floor.holder(session.id)):
+            # Spoken now, the draft would be cut off by the owner's own voice; it stays pending.
+            raise json_error(
+                web.HTTPConflict,
+                f"the floor is held by {holding.holder}: hand it back before the twin speaks",
+            )
         await self._bus.publish(event)
         session.audit(
             kind="draft", speaker="owner", text=f"draft {event.draft_id}: {body.decision}"

@@ -39,7 +39,7 @@ async function refresh() {
       li.appendChild(open);
       ul.appendChild(li);
     }
-  } catch (err) { state.error = String(err.message || err); }
+  } catch (err) { showError(err); }
 }
 
 const line = (key, who) => captionLine(lines, state.captions, key, who);
@@ -73,7 +73,7 @@ function onMessage(msg) {
     if (msg.holder === "twin") lostFloor(msg.reason === "expired" ? "expired" : "twin");
     else if (msg.console !== state.peerId) { state.floor = "other"; showFloor(); }
   } else if (msg.type === "error") {
-    state.error = msg.error;
+    showError(new Error(msg.error));
   }
 }
 
@@ -89,7 +89,8 @@ function showDraft(msg) {
   for (const [label, decision] of buttons) {
     const b = document.createElement("button");
     b.textContent = label;
-    b.onclick = () => decide(msg.draft_id, decision, decision === "edit" ? text.value : "");
+    b.onclick = () => decide(msg.draft_id, decision, decision === "edit" ? text.value : "")
+      .catch(showError);
     li.appendChild(b);
   }
   $("drafts").appendChild(li);
@@ -127,7 +128,7 @@ async function openSession(sessionId) {
     const listed = state.sessions.find((s) => s.session_id === sessionId);
     state.shadow = $("shadow").checked = Boolean(listed && listed.shadow);
   } catch (err) {
-    state.error = String(err.message || err); state.phase = "failed";
+    showError(err); state.phase = "failed";
   }
   refresh();
 }
@@ -153,7 +154,7 @@ async function takeOver() {
     renewTimer = setInterval(renew, Math.max(200, got.lease_ms / 3));
     showFloor();
   } catch (err) {
-    state.error = String(err.message || err);
+    showError(err);
     if (err.status === 409) state.floor = "other";
     showFloor();
   }
@@ -179,7 +180,7 @@ async function handBack() {
   try {
     await api("POST", `/api/sessions/${state.sessionId}/floor/release`,
       {console: state.peerId, fence: state.fence});
-  } catch (err) { state.error = String(err.message || err); }
+  } catch (err) { showError(err); }
   lostFloor("twin");
 }
 
@@ -202,6 +203,12 @@ async function say(text) {
 async function setShadow(on) {
   await api("PUT", `/api/sessions/${state.sessionId}/shadow`, {on});
   state.shadow = on; $("shadow").checked = on;
+}
+
+function showError(err) {
+  state.error = String(err.message || err);
+  $("error").textContent = state.error;
+  $("error").hidden = false;
 }
 
 async function decide(draftId, decision, text) {
@@ -241,18 +248,14 @@ async function pollStats() {
 
 $("take").onclick = takeOver;
 $("give").onclick = handBack;
-$("shadow").onchange = (e) => setShadow(e.target.checked).catch((err) => {
-  state.error = String(err.message || err);
-});
+$("shadow").onchange = (e) => setShadow(e.target.checked).catch(showError);
 $("say").onsubmit = (e) => {
   e.preventDefault();
   const text = $("line").value.trim();
   if (text) say(text).then(() => { $("line").value = ""; })
-    .catch((err) => { state.error = String(err.message || err); });
+    .catch(showError);
 };
-$("load-audit").onclick = () => loadAudit().catch((err) => {
-  state.error = String(err.message || err);
-});
+$("load-audit").onclick = () => loadAudit().catch(showError);
 window.addEventListener("pagehide", closeSession);
 setInterval(refresh, 2000);
 setInterval(pollStats, 500);
