@@ -19,7 +19,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from twincast.rtc_client import Received, loudness_ms, shown_mouth
-from twincast_gateway.avatar.animator import VISEME_SHAPES
+from twincast_gateway.avatar.animator import COARTICULATION_S, VISEME_SHAPES
 from twincast_shared.contract import PcmChunk, VisemeTrack
 
 BLOCK_S = 0.001
@@ -30,11 +30,10 @@ MIN_FRAMES = 25
 MIN_PLACED_MS = 20
 FIRST_SEARCH_S = 0.5  # around the first reply audio that arrived
 NEXT_SEARCH_S = 0.3  # around the end of the chunk before
-BLEND_S = 0.06
-BLEND_OFFSETS_S = np.linspace(-BLEND_S, BLEND_S, 25)
-BLEND_WEIGHTS = (1 - np.abs(BLEND_OFFSETS_S) / BLEND_S) / (
-    1 - np.abs(BLEND_OFFSETS_S) / BLEND_S
-).sum()
+# The phonemes' openings are blended over a triangle this wide, as the animator blends them.
+BLEND_OFFSETS_S = np.linspace(-COARTICULATION_S, COARTICULATION_S, 25)
+_TRIANGLE = 1 - np.abs(BLEND_OFFSETS_S) / COARTICULATION_S
+BLEND_WEIGHTS = _TRIANGLE / _TRIANGLE.sum()
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +165,6 @@ def lip_sync(
         return None
 
     def wanted(at: np.ndarray) -> np.ndarray:
-        """The phonemes' openings, blended over a triangle as a moving face blends them."""
         near = at[:, None] + BLEND_OFFSETS_S[None, :]
         i = np.clip(np.searchsorted(begins, near, side="right") - 1, 0, len(begins) - 1)
         shape = np.where((near >= begins[i]) & (near < ends[i]), openings[i], 0.0)
