@@ -48,11 +48,11 @@ def track(alignments: Iterable[tuple[str, int]]) -> list[Viseme]:
     for phoneme, samples in alignments:
         if samples <= 0:
             continue
-        if phoneme in LEADING_MARKS:
-            leading += samples
+        vis = viseme_of(phoneme)
+        if phoneme in LEADING_MARKS or (leading and vis is None):
+            leading += samples  # up to the phoneme the stress mark leads into
             continue
         samples, leading = samples + leading, 0
-        vis = viseme_of(phoneme)
         if segments and (vis is None or segments[-1][0] == vis):
             name, start, _ = segments[-1]
             segments[-1] = (name, start, at + samples)
