@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from twincast.lipsync import SpokenChunk, lip_sync
+from twincast.lipsync import SpokenChunk, lip_sync, track_lag_ms
 from twincast.rtc_client import Received, loudness_ms
 from twincast_gateway.avatar.animator import VISEME_SHAPES
 from twincast_shared.contract import PcmChunk, Viseme, VisemeTrack
@@ -104,8 +104,29 @@ def test_a_reply_that_was_not_heard_is_not_measured() -> None:
     other, other_track = reply(seed=4)
     got = received(other, other_track, plays_at=1.0, mouth_lag_s=0.0)
     assert lip_sync(got, [SpokenChunk.of(chunk, track)], heard_from=101.0) is None
-    silent = Received()
-    assert lip_sync(silent, [SpokenChunk.of(chunk, track)], heard_from=101.0) is None
+
+
+@pytest.mark.parametrize("lag_ms", [-250, 230, 400])
+def test_a_mouth_out_of_sync_beyond_the_search_has_no_lag_not_the_edges(lag_ms: int) -> None:
+    chunk, track = reply(seed=9)
+    got = received(chunk, track, plays_at=1.0, mouth_lag_s=lag_ms / 1000)
+    synced = lip_sync(got, [SpokenChunk.of(chunk, track)], heard_from=101.0)
+    assert synced is not None
+    assert synced.lag_ms is None
+
+
+@pytest.mark.parametrize("shift_ms", [0, 40, -25])
+def test_a_track_that_trails_its_own_voice_is_found(shift_ms: int) -> None:
+    chunk, track = reply(seed=11)
+    shift = shift_ms * RATE // 1000
+    moved = tuple(
+        Viseme(viseme=v.viseme, start=max(0, v.start + shift), end=max(0, v.end + shift))
+        for v in track.visemes
+        if v.end + shift > 0
+    )
+    lag = track_lag_ms([SpokenChunk.of(chunk, track.model_copy(update={"visemes": moved}))])
+    assert lag is not None
+    assert abs(lag - shift_ms) <= 2
 
 
 def test_a_reply_cut_short_is_measured_over_what_was_heard() -> None:

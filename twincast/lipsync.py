@@ -63,7 +63,10 @@ class SpokenChunk:
 
 @dataclass(frozen=True, slots=True)
 class LipSync:
-    lag_ms: float  # positive: the mouth shows a phoneme after it is heard
+    """One answer's skew. `lag_ms` is None when no lag within +-`MAX_LAG_MS` lines the mouth
+    up with the voice (out of sync by more, or the mouth does not follow the phonemes)."""
+
+    lag_ms: float | None  # positive: the mouth shows a phoneme after it is heard
     correlation: float
     frames: int
     chunks: int
@@ -75,7 +78,8 @@ def _opening(viseme: str) -> float:
 
 
 def _presented_audio(received: Received) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(presentation time, loudness, arrival) per received millisecond, in play order."""
+    """(presentation time, loudness, arrival) on a 1 ms grid of presentation time; what was
+    never received (a lost packet) is silence that arrived with what came before it."""
     clock = received.audio_clock
     times, loud, arrivals = [], [], []
     for (arrival, pts, _), blocks in zip(received.audio_pts, received.loudness, strict=True):
@@ -88,8 +92,12 @@ def _presented_audio(received: Received) -> tuple[np.ndarray, np.ndarray, np.nda
     if not times:
         return np.zeros(0), np.zeros(0), np.zeros(0)
     t, x, a = np.concatenate(times), np.concatenate(loud), np.concatenate(arrivals)
-    order = np.argsort(t, kind="stable")
-    return t[order], x[order], a[order]
+    slot = np.round((t - t.min()) / BLOCK_S).astype(np.int64)
+    grid = t.min() + np.arange(int(slot.max()) + 1) * BLOCK_S
+    heard = np.zeros(len(grid))
+    came = np.full(len(grid), -np.inf)
+    heard[slot], came[slot] = x, a
+    return grid, heard, np.maximum.accumulate(came)
 
 
 def _best_fit(heard: np.ndarray, wanted: np.ndarray, lo: int, hi: int) -> tuple[int, float]:
@@ -140,46 +148,82 @@ def place(
     return starts or None
 
 
+class _Openings:
+    """The mouth openings a reply's phonemes ask for, on the presentation (or chunk) clock,
+    blended as the animator blends them."""
+
+    def __init__(self, spans: Sequence[tuple[float, float, float]]) -> None:
+        ordered = sorted(spans)
+        self._begins = np.array([b for b, _, _ in ordered])
+        self._ends = np.array([e for _, e, _ in ordered])
+        self._openings = np.array([o for _, _, o in ordered])
+
+    def __call__(self, at: np.ndarray) -> np.ndarray:
+        near = at[:, None] + BLEND_OFFSETS_S[None, :]
+        i = np.searchsorted(self._begins, near, side="right") - 1
+        i = np.clip(i, 0, len(self._begins) - 1)
+        inside = (near >= self._begins[i]) & (near < self._ends[i])
+        return np.asarray(np.where(inside, self._openings[i], 0.0) @ BLEND_WEIGHTS)
+
+
+def _best_lag(
+    seen: np.ndarray, at: np.ndarray, wanted: _Openings, max_lag_ms: int
+) -> tuple[int | None, float]:
+    """The lag (ms) at which `seen` (sampled at `at`) correlates best with `wanted`, and how
+    well; None for the lag if the best is at the edge of the search (it may lie beyond)."""
+    best_lag, best = 0, -1.0
+    for lag in range(-max_lag_ms, max_lag_ms + 1):
+        target = wanted(at - lag / 1000)
+        if target.std() == 0:
+            continue
+        score = float(np.corrcoef(seen, target)[0, 1])
+        if score > best:
+            best_lag, best = lag, score
+    if abs(best_lag) == max_lag_ms:
+        return None, best
+    return best_lag, best
+
+
 def lip_sync(
     received: Received, chunks: Sequence[SpokenChunk], *, heard_from: float
 ) -> LipSync | None:
-    """The skew of one reply's mouth against its voice, or None if it cannot be measured."""
+    """The skew of one reply's mouth against its voice; None if the reply cannot be measured
+    (not found in the received voice, or fewer than `MIN_FRAMES` frames long)."""
     starts = place(received, chunks, heard_from=heard_from)
     if not starts:
         return None
     chunks = chunks[: len(starts)]
-    spans = sorted(
+    spans = [
         (start + a, start + b, opening)
         for start, chunk in zip(starts, chunks, strict=True)
         for a, b, opening in chunk.shapes
-    )
-    if not spans:
-        return None
-    begins = np.array([s[0] for s in spans])
-    ends = np.array([s[1] for s in spans])
-    openings = np.array([s[2] for s in spans])
+    ]
     shown, mouth = shown_mouth(received)
     inside = (shown >= starts[0]) & (shown <= starts[-1] + chunks[-1].duration_s)
     shown, mouth = shown[inside], mouth[inside]
-    if len(shown) < MIN_FRAMES or mouth.std() == 0:
+    if not spans or len(shown) < MIN_FRAMES:
         return None
-
-    def wanted(at: np.ndarray) -> np.ndarray:
-        near = at[:, None] + BLEND_OFFSETS_S[None, :]
-        i = np.clip(np.searchsorted(begins, near, side="right") - 1, 0, len(begins) - 1)
-        shape = np.where((near >= begins[i]) & (near < ends[i]), openings[i], 0.0)
-        return np.asarray(shape @ BLEND_WEIGHTS)
-
-    best_lag, best = 0, -1.0
-    for lag in range(-MAX_LAG_MS, MAX_LAG_MS + 1):
-        target = wanted(shown - lag / 1000)
-        if target.std() == 0:
-            continue
-        score = float(np.corrcoef(mouth, target)[0, 1])
-        if score > best:
-            best_lag, best = lag, score
-    if best < MIN_LIPSYNC_CORRELATION:
-        return None
+    lag, fit = _best_lag(mouth, shown, _Openings(spans), MAX_LAG_MS) if mouth.std() else (None, 0)
     return LipSync(
-        lag_ms=float(best_lag), correlation=round(best, 3), frames=len(shown), chunks=len(chunks)
+        lag_ms=None if lag is None or fit < MIN_LIPSYNC_CORRELATION else float(lag),
+        correlation=round(fit, 3),
+        frames=len(shown),
+        chunks=len(chunks),
     )
+
+
+def track_lag_ms(chunks: Sequence[SpokenChunk], *, max_lag_ms: int = 100) -> float | None:
+    """How far a reply's viseme track trails the loudness of its own audio (ms), as tts made
+    them, before any network: the openings it asks for against the voice's loudness."""
+    spans, loudness, at = [], [], 0.0
+    for chunk in chunks:
+        spans += [(at + a, at + b, opening) for a, b, opening in chunk.shapes]
+        loudness.append(chunk.loudness)
+        at += chunk.duration_s
+    voice = np.concatenate(loudness) if loudness else np.zeros(0)
+    if not spans or len(voice) < 2 * max_lag_ms or voice.std() == 0:
+        return None
+    times = (np.arange(len(voice)) + 0.5) * BLOCK_S
+    # The track trails the voice by `lag` when the voice now matches the track `lag` later.
+    lag, _ = _best_lag(voice, times, _Openings(spans), max_lag_ms)
+    return None if lag is None else -float(lag)

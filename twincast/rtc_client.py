@@ -491,7 +491,7 @@ def loudness_ms(samples: np.ndarray, rate: int) -> np.ndarray:
     edges = (np.arange(int(len(samples) * 1000 // rate) + 1) * rate) // 1000
     if len(edges) < 2:
         return np.zeros(0)
-    power = np.add.reduceat(samples.astype(np.float64) ** 2, edges[:-1])
+    power = np.add.reduceat(samples[: edges[-1]].astype(np.float64) ** 2, edges[:-1])
     return np.asarray(np.sqrt(power / np.diff(edges)))
 
 
