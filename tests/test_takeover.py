@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from uuid import uuid4
 
 import aiohttp
+import nats.aio.client
 import pytest
 
 from tests.conftest import Stack, run_twincast
@@ -19,10 +20,15 @@ from twincast.rtc_client import TwinCall
 from twincast.runtime import EXAMPLES
 from twincast_gateway.faces import mouth_box_for
 from twincast_gateway.handlers import GatewayService
+from twincast_shared.contract import DraftDecided
+from twincast_shared.contract import subjects as s
 from twincast_shared.floor import Floor, FloorTaken, Holding, Shadow
 from twincast_shared.store import StateStore
 
 # Floor lock, on its own
+
+
+JSON = {"content-type": "application/json"}
 
 
 async def test_floor_is_held_by_one_console_and_fences_grow(store: StateStore) -> None:
@@ -88,7 +94,7 @@ async def live(stack: Stack) -> AsyncIterator[tuple[TwinCall, OwnerConsoleClient
     ):
         await call.connected()
         listed = await console.sessions()
-        assert call.session_id in {s["session_id"] for s in listed}
+        assert call.session_id in {x["session_id"] for x in listed}
         await console.open(call.session_id)
         await console.connected()
         yield call, console, service
@@ -240,7 +246,7 @@ async def test_say_speaks_the_owners_line_in_the_twins_voice(
 
 
 async def test_shadow_mode_holds_replies_until_the_owner_decides(
-    live: tuple[TwinCall, OwnerConsoleClient, GatewayService],
+    live: tuple[TwinCall, OwnerConsoleClient, GatewayService], nc: nats.aio.client.Client
 ) -> None:
     call, console, _ = live
     await console.shadow(True)
@@ -271,6 +277,17 @@ async def test_shadow_mode_holds_replies_until_the_owner_decides(
         await console.decide(str(draft["draft_id"]), "approve")
     assert refused.value.status == 409
     assert "hand it back" in str(refused.value.body["error"])
+    # One that slipped past the console's check (the floor taken just after) is not spoken
+    # by reasoning either.
+    slipped = DraftDecided(
+        session_id=call.session_id, draft_id=str(draft["draft_id"]), decision="approve"
+    )
+    sent = time.monotonic()
+    await nc.publish(
+        s.CONTROL.of(call.session_id), slipped.model_dump_json().encode(), headers=JSON
+    )
+    await asyncio.sleep(1.0)
+    assert not [m for t, m in call.received.messages if t > sent and m["type"] == "reply"]
     await console.hand_back()
     decided = time.monotonic()
     await console.decide(str(draft["draft_id"]), "approve")

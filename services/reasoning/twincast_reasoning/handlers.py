@@ -237,6 +237,8 @@ class ReasoningService(BaseService):
             await self._decide(event)
 
     async def _decide(self, event: DraftDecided) -> None:
+        if event.decision != "reject" and await self._owner_holds(event.session_id):
+            return  # taken between the console's check and now: pending until handed back
         held = await self._drafts.take(event.session_id, event.draft_id)
         if held is None or event.decision == "reject":
             return

@@ -35,7 +35,7 @@ async function refresh() {
       const open = document.createElement("button");
       open.textContent = s.session_id === state.sessionId ? "open" : "Open";
       open.disabled = s.session_id === state.sessionId;
-      open.onclick = () => openSession(s.session_id);
+      open.onclick = action(() => openSession(s.session_id));
       li.appendChild(open);
       ul.appendChild(li);
     }
@@ -89,8 +89,7 @@ function showDraft(msg) {
   for (const [label, decision] of buttons) {
     const b = document.createElement("button");
     b.textContent = label;
-    b.onclick = () => decide(msg.draft_id, decision, decision === "edit" ? text.value : "")
-      .catch(showError);
+    b.onclick = action(() => decide(msg.draft_id, decision, decision === "edit" ? text.value : ""));
     li.appendChild(b);
   }
   $("drafts").appendChild(li);
@@ -246,16 +245,23 @@ async function pollStats() {
   });
 }
 
-$("take").onclick = takeOver;
-$("give").onclick = handBack;
-$("shadow").onchange = (e) => setShadow(e.target.checked).catch(showError);
-$("say").onsubmit = (e) => {
+// What the owner does clears the last error; what fails shows its own.
+function action(run) {
+  return (...args) => {
+    state.error = null; $("error").hidden = true;
+    return Promise.resolve().then(() => run(...args)).catch(showError);
+  };
+}
+
+$("take").onclick = action(takeOver);
+$("give").onclick = action(handBack);
+$("shadow").onchange = action((e) => setShadow(e.target.checked));
+$("say").onsubmit = action(async (e) => {
   e.preventDefault();
   const text = $("line").value.trim();
-  if (text) say(text).then(() => { $("line").value = ""; })
-    .catch(showError);
-};
-$("load-audit").onclick = () => loadAudit().catch(showError);
+  if (text) { await say(text); $("line").value = ""; }
+});
+$("load-audit").onclick = action(loadAudit);
 window.addEventListener("pagehide", closeSession);
 setInterval(refresh, 2000);
 setInterval(pollStats, 500);
