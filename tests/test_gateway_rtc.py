@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import SPEECH, Stack
-from twincast.demo import MOUTH_MOVING
+from twincast.cli_live import DEFAULT_QUESTION
+from twincast.demo import MOUTH_MOVING, read_speech, spoken_turn
 from twincast.rtc_client import TwinCall
 from twincast.runtime import EXAMPLES
 from twincast.wer import wer
@@ -111,3 +112,16 @@ async def test_bad_signalling_gets_clear_4xx(
     async with aiohttp.ClientSession() as http, http.post(f"{url}/api/sessions", data=body) as r:
         assert r.status == status
         assert reason in (await r.json())["error"]
+
+
+async def test_the_demos_question_is_heard_and_answered_from_her_writing(stack: Stack) -> None:
+    """What a newcomer's first `twincast demo` shows: the recorded question is heard as asked
+    and answered with a source, not passed on."""
+    url, service = gateway(stack)
+    token = service.signer.issue(twin="juniper", scope="public", ttl_s=60)
+    async with TwinCall(base_url=url, token=token) as call:
+        await call.connected()
+        turn = await spoken_turn(call, *read_speech(DEFAULT_QUESTION))
+    assert wer("What did you find up on the roofs?", turn.transcript) <= 0.2, turn.transcript
+    assert not turn.deferred, turn.reply
+    assert turn.citations, turn.reply

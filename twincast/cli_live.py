@@ -34,6 +34,7 @@ def demo(question: Path, out: Path, as_json: bool) -> None:
     """Start everything, call the twin over WebRTC, speak a question, record the answer."""
     from twincast.demo import configure_client_ice, live_stack, read_speech, spoken_turn
     from twincast.rtc_client import TwinCall
+    from twincast_gateway.faces import mouth_box_for
 
     try:
         pcm, rate = read_speech(question)
@@ -45,7 +46,10 @@ def demo(question: Path, out: Path, as_json: bool) -> None:
 
     async def call(base_url: str, token: str) -> dict[str, object]:
         configure_client_ice()
-        async with TwinCall(base_url=base_url, token=token, record=recording) as live:
+        box = mouth_box_for(EXAMPLES / "juniper")
+        async with TwinCall(
+            base_url=base_url, token=token, record=recording, mouth_box=box
+        ) as live:
             await live.connected(timeout_s=20)
             click.echo("connected over WebRTC; asking …", err=True)
             turn = await spoken_turn(live, pcm, rate)

@@ -98,7 +98,9 @@ async def spoken_turn(
         m for _, m in call.received.messages if m["type"] == "reply" and m["reply_id"] == reply_id
     ]
     turn.reply = " ".join(m["text"] for m in sorted(parts, key=lambda m: m["seq"])).strip()
-    turn.citations = [c for m in parts for c in m["citations"]]
+    # Each sentence of the answer cites its sources; a source is listed once.
+    cited = {(c["title"], c.get("location")): c for m in parts for c in m["citations"]}
+    turn.citations = list(cited.values())
     turn.deferred = any(m["deferred"] for m in parts)
     return turn
 
