@@ -50,6 +50,7 @@ QUESTIONS = sorted((EXAMPLES / "juniper" / "questions").glob("*.wav")) + sorted(
 )
 LONG_ANSWER = "Tell me everything about the rooftop survey, the bees and the gardens."
 SILENT_RUN = 10
+QUIET_BETWEEN_S = 1.5
 
 
 def _pct(values: list[float], q: int) -> float | None:
@@ -96,12 +97,18 @@ async def _barge_in(
     if ducked is not None:
         ducks.append((ducked - onset) * 1000)
     await asyncio.sleep(0.2)
-    # Let the answer to the interruption play out before the next measurement.
+    # Let the answer to the interruption play out before the next measurement: an answer
+    # still playing (or its text still coming) would be taken for the next one's.
     with contextlib.suppress(TimeoutError):
         await call.wait_message(
             lambda m: m["type"] == "reply" and m["final"], after=onset, timeout_s=20
         )
-    await asyncio.sleep(3.0)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        heard = call.received.sound[-1] if call.received.sound else 0.0
+        if time.monotonic() - heard > QUIET_BETWEEN_S:
+            break
+        await asyncio.sleep(0.05)
     return None if quiet is None else (quiet - onset) * 1000
 
 
