@@ -213,6 +213,7 @@ async def _run(url: str, nats_url: str, token: str, turns: int, barge_ins: int) 
         "failed_turns": failures,
         "barge_ins": len(barges),
         "barge_in_ms_p95": _pct(barges, 95),
+        "barge_in_ms_each": [round(x, 1) for x in barges],
         "barge_in_duck_ms_p50": _pct(ducks, 50),
         "barge_in_flush_ms_p50": _pct(flushes, 50),
         "ducks_in_spoken_turns": len(stray_ducks),
