@@ -79,7 +79,8 @@ class ListeningGuest(TwinCall):
                 pcm = frame.to_ndarray().reshape(-1)[:: len(frame.layout.channels)]
                 rms = float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2))) if pcm.size else 0.0
                 self.received.levels.append((now, rms))
-                (self.received.sound if rms > SPEECH_RMS else self.received.silence).append(now)
+                if rms > SPEECH_RMS:
+                    self.received.sound.append(now)
                 self.owner_frames.append((now, tone_share(pcm) > 0.6))
 
     def first_owner_after(self, t: float) -> float | None:

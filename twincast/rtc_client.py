@@ -158,7 +158,6 @@ class Received:
     """What arrived, when."""
 
     sound: list[float] = field(default_factory=list)
-    silence: list[float] = field(default_factory=list)
     levels: list[tuple[float, float]] = field(default_factory=list)
     frames: list[float] = field(default_factory=list)
     mouth: list[tuple[float, float]] = field(default_factory=list)
@@ -175,14 +174,19 @@ class Received:
         return next((x for x in self.sound if x >= t), None)
 
     def first_silence_after(self, t: float, *, frames: int = 3) -> float | None:
-        """Start of the first run of `frames` silent 20 ms frames after `t`."""
-        run: list[float] = []
-        for x in self.silence:
-            if x < t:
+        """Arrival of the first of `frames` consecutive silent 20 ms frames after `t`:
+        consecutive in the stream (by RTP timestamp), so a frame that never came breaks the
+        run, while frames that arrive in bursts do not."""
+        run: list[tuple[float, int]] = []
+        for (arrival, pts, _), (_, rms) in zip(self.audio_pts, self.levels, strict=True):
+            if arrival < t:
                 continue
-            run = [*run, x] if run and x - run[-1] < 0.035 else [x]
+            if rms > SPEECH_RMS:
+                run = []
+                continue
+            run = [*run, (arrival, pts)] if run and pts - run[-1][1] == FRAME else [(arrival, pts)]
             if len(run) >= frames:
-                return run[0]
+                return run[0][0]
         return None
 
 
@@ -457,7 +461,8 @@ class TwinCall:
                 mono = _mono(frame)
                 rms = float(np.sqrt(np.mean(mono * mono))) if mono.size else 0.0
                 self.received.levels.append((now, rms))
-                (self.received.sound if rms > SPEECH_RMS else self.received.silence).append(now)
+                if rms > SPEECH_RMS:
+                    self.received.sound.append(now)
                 self.received.audio_pts.append((now, int(frame.pts or 0), _onset(mono)))
                 self.received.loudness.append(loudness_ms(mono, frame.sample_rate))
 
