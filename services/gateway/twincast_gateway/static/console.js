@@ -42,22 +42,14 @@ async function refresh() {
   } catch (err) { showError(err); }
 }
 
-const line = (key, who) => captionLine(lines, state.captions, key, who);
-
 function onMessage(msg) {
   if (msg.type === "caption") {
-    const who = msg.who === "owner" ? "owner" : "guest";
-    const [li, c] = line(who[0] + msg.utterance_id, who);
-    c.text = msg.text; c.final = msg.final;
-    li.textContent = msg.text; li.classList.toggle("partial", !msg.final);
+    spokenLine(lines, state.captions, msg);
   } else if (msg.type === "reply") {
-    const [li, c] = line("r" + msg.reply_id, msg.author === "owner" ? "twin said" : "twin");
-    c.text = (c.text + " " + msg.text).trim(); c.final = msg.final;
-    for (const cite of msg.citations) {
-      const label = [cite.title, cite.date, cite.location].filter(Boolean).join(" · ");
+    const [li, c] = spokenLine(lines, state.captions, msg);
+    for (const label of msg.citations.map(citationLabel)) {
       if (!c.sources.includes(label)) c.sources.push(label);
     }
-    li.textContent = c.text;
     if (c.sources.length) {
       const small = document.createElement("span");
       small.className = "cites"; small.textContent = "sources: " + c.sources.join("; ");

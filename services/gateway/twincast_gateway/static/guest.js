@@ -13,20 +13,13 @@ const lines = new Map();
 
 function setPhase(phase) { state.phase = phase; $("phase").textContent = phase; }
 
-const line = (key, who) => captionLine(lines, state.captions, key, who);
-
 function onMessage(msg) {
   if (msg.type === "caption") {
-    const who = msg.who === "owner" ? "owner" : "guest";
-    const [li, c] = line(who[0] + msg.utterance_id, who);
-    c.text = msg.text; c.final = msg.final;
-    li.textContent = msg.text; li.classList.toggle("partial", !msg.final);
+    spokenLine(lines, state.captions, msg);
   } else if (msg.type === "reply") {
-    const [li, c] = line("r" + msg.reply_id, msg.author === "owner" ? "twin said" : "twin");
-    c.text = (c.text + " " + msg.text).trim(); c.final = msg.final; c.deferred = msg.deferred;
-    li.textContent = c.text;
-    for (const cite of msg.citations) {
-      const label = [cite.title, cite.date, cite.location].filter(Boolean).join(" · ");
+    const [, c] = spokenLine(lines, state.captions, msg);
+    c.deferred = msg.deferred;
+    for (const label of msg.citations.map(citationLabel)) {
       if (!state.sources.includes(label)) {
         state.sources.push(label);
         const item = document.createElement("li");
