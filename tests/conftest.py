@@ -7,7 +7,7 @@ included, can only pair on it.
 
 from __future__ import annotations
 
-from twincast.netns import enter_loopback_only_namespace
+from twincast_testkit.netns import enter_loopback_only_namespace
 
 NETNS_REFUSED = enter_loopback_only_namespace()
 

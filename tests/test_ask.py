@@ -9,8 +9,8 @@ import pytest
 
 from tests.conftest import SPEECH, Stack
 from twincast.client import TurnFailed, ask
-from twincast.wer import wer
 from twincast_shared.contract import AudioFormatError
+from twincast_testkit.wer import wer
 
 
 async def test_spoken_question_is_transcribed_answered_and_spoken(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from twincast.rtc_client import NTP_UNIX_OFFSET, Received, SenderClock, presented_onsets
+from twincast_testkit.rtc_client import NTP_UNIX_OFFSET, Received, SenderClock, presented_onsets
 
 
 def ntp(unix_s: float) -> int:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.bus import _nats_server, run_bus_bench
+from twincast_bench.bus import _nats_server, run_bus_bench
 
 REPO = Path(__file__).resolve().parents[1]
 

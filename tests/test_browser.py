@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import SPEECH, Stack
 from tests.test_gateway_rtc import gateway, wait_for
-from twincast.wer import wer
+from twincast_testkit.wer import wer
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = [

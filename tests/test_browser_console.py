@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import SPEECH, Stack
 from tests.test_browser import CHROMIUM, FLAGS, _browser_or_skip, poll
 from tests.test_gateway_rtc import gateway, wait_for
-from twincast.wer import wer
+from twincast_testkit.wer import wer
 
 
 def recording(tmp: Path, name: str | None, *, lead_s: float, total_s: float) -> Path:

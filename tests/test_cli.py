@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from tests.conftest import SPEECH, Stack, run_twincast
-from twincast.wer import wer
+from twincast_testkit.wer import wer
 
 
 async def test_ask_audio_json(stack: Stack, tmp_path: Path, speech_files: dict[str, str]) -> None:

@@ -12,12 +12,12 @@ import pytest
 
 from tests.conftest import SPEECH, Stack
 from twincast.cli_live import DEFAULT_QUESTION
-from twincast.demo import MOUTH_MOVING, read_speech, spoken_turn
-from twincast.rtc_client import TwinCall
 from twincast.runtime import EXAMPLES
-from twincast.wer import wer
 from twincast_gateway.faces import mouth_box_for
 from twincast_gateway.handlers import GatewayService
+from twincast_testkit.rtc_client import TwinCall
+from twincast_testkit.turns import MOUTH_MOVING, read_speech, spoken_turn
+from twincast_testkit.wer import wer
 
 
 def gateway(stack: Stack) -> tuple[str, GatewayService]:

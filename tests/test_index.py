@@ -10,8 +10,8 @@ from uuid import uuid4
 import numpy as np
 import pytest
 
-from bench.retrieval import run_retrieval_bench
 from twincast.runtime import EXAMPLES
+from twincast_bench.retrieval import run_retrieval_bench
 from twincast_reasoning.corpus import Passage, embedding_text, load_corpus, load_profile
 from twincast_reasoning.embeddings import DIM, Embedder
 from twincast_reasoning.engine import SCOPES_HEARD, ExtractiveComposer, terms

@@ -8,10 +8,10 @@ import random
 import numpy as np
 import pytest
 
-from twincast.lipsync import SpokenChunk, lip_sync, track_lag_ms
-from twincast.rtc_client import Received, loudness_ms
 from twincast_gateway.avatar.animator import VISEME_SHAPES
 from twincast_shared.contract import PcmChunk, Viseme, VisemeTrack
+from twincast_testkit.lipsync import SpokenChunk, lip_sync, track_lag_ms
+from twincast_testkit.rtc_client import Received, loudness_ms
 
 RATE = 48_000
 FRAME = 960

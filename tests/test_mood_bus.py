@@ -7,10 +7,10 @@ from collections.abc import Awaitable, Callable
 
 import nats.aio.client
 
-from bench.mood_set import audio_path, lines, load_pcm
 from tests.conftest import Stack, collect
 from tests.test_gateway_rtc import wait_for
 from tests.test_rejects import rejected_by
+from twincast_bench.mood_set import audio_path, lines, load_pcm
 from twincast_shared.bus import Bus
 from twincast_shared.contract import MoodEstimated, PcmChunk, UtteranceTranscribed
 from twincast_shared.contract import subjects as s

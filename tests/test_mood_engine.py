@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from bench.mood_set import audio_path, lines, load_pcm
 from tests.conftest import SPEECH
+from twincast_bench.mood_set import audio_path, lines, load_pcm
 from twincast_mood.engine import GuestMood
 from twincast_mood.fusion import ChangeGate, Estimate, Evidence, MoodFusion
 from twincast_mood.labels import LABELS

@@ -12,11 +12,11 @@ import pytest
 
 from tests.conftest import Stack
 from tests.test_gateway_rtc import gateway, wait_for
-from twincast.rtc_client import TwinCall
 from twincast_shared.bus import Bus
 from twincast_shared.contract import OwnerSignal
 from twincast_shared.moods import set_signals_enabled, stored_signals
 from twincast_shared.store import StateStore, key
+from twincast_testkit.rtc_client import TwinCall
 
 TWIN = "juniper"
 SIGNALS = f"/api/twins/{TWIN}/signals"

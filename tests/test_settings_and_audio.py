@@ -8,10 +8,10 @@ import pytest
 from pydantic import ValidationError
 
 from twincast.audio_io import read_wav_mono16k, write_wav
-from twincast.wer import wer
 from twincast_shared.contract import AudioFormatError
 from twincast_shared.settings import CommonSettings
 from twincast_stt.settings import SttSettings
+from twincast_testkit.wer import wer
 
 
 def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,10 +12,10 @@ import numpy as np
 
 from tests.conftest import SPEECH, Stack
 from twincast.client import stream_speech
-from twincast.wer import wer
 from twincast_shared.bus import Bus
 from twincast_shared.contract import TURN_EVENT, SpeechEnded, SpeechStarted, UtteranceTranscribed
 from twincast_shared.contract import subjects as s
+from twincast_testkit.wer import wer
 
 
 def pcm_of(name: str) -> bytes:

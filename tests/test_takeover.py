@@ -14,9 +14,6 @@ import pytest
 
 from tests.conftest import Stack, run_twincast
 from tests.test_gateway_rtc import gateway, read_wav, wait_for
-from twincast.console_client import ConsoleError, OwnerConsoleClient
-from twincast.demo import MOUTH_MOVING
-from twincast.rtc_client import TwinCall
 from twincast.runtime import EXAMPLES
 from twincast_gateway.faces import mouth_box_for
 from twincast_gateway.handlers import GatewayService
@@ -24,6 +21,9 @@ from twincast_shared.contract import DraftDecided
 from twincast_shared.contract import subjects as s
 from twincast_shared.floor import Floor, FloorTaken, Holding, Shadow
 from twincast_shared.store import StateStore
+from twincast_testkit.console_client import ConsoleError, OwnerConsoleClient
+from twincast_testkit.rtc_client import TwinCall
+from twincast_testkit.turns import MOUTH_MOVING
 
 # Floor lock, on its own
 

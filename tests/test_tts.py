@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 from tests.conftest import Stack
-from twincast.lipsync import SpokenChunk, track_lag_ms
 from twincast.runtime import EXAMPLES
 from twincast_shared.contract import (
     Event,
@@ -26,6 +25,7 @@ from twincast_shared.contract import (
     VisemeTrack,
 )
 from twincast_shared.contract import subjects as s
+from twincast_testkit.lipsync import SpokenChunk, track_lag_ms
 from twincast_tts.engine import (
     LENGTH_SCALE_BOUNDS,
     NOISE_SCALE_BOUNDS,

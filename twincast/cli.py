@@ -1,4 +1,8 @@
-"""`twincast`: run the twin, ask it something, benchmark it."""
+"""`twincast`: run the twin, ask it something, link to it, audit it.
+
+Other installed packages add commands under the `twincast.commands` entry point group (the
+benchmarks add `bench`, the testkit `demo`); the CLI imports none of them itself.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +13,17 @@ import signal
 import sys
 import tempfile
 import time
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import click
 from pydantic import ValidationError
 
 from twincast.cli_brain import ask_twin, people
 from twincast.cli_face import face
-from twincast.cli_live import bench_e2e, bench_render, bench_sessions, demo, link, print_link
-from twincast.cli_owner import audit, bench_takeover
+from twincast.cli_live import link, print_link
+from twincast.cli_owner import audit
 from twincast.cli_twin import twin
 from twincast.runtime import Stack, StackError, private_stack, read_run_file
 from twincast.services import SERVICES
@@ -32,7 +37,32 @@ def _settings(**overrides: Any) -> CommonSettings:
         raise click.UsageError(f"invalid settings:\n{error}") from None
 
 
-@click.group()
+PLUGINS: Final = "twincast.commands"
+
+
+class _WithPlugins(click.Group):
+    """This package's commands, and those entry points add; a plugin loads when it is asked for."""
+
+    def _plugins(self) -> dict[str, EntryPoint]:
+        found = entry_points(group=PLUGINS)
+        return {ep.name: ep for ep in found if ep.name not in self.commands}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self._plugins()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands:
+            return self.commands[cmd_name]
+        plugin = self._plugins().get(cmd_name)
+        if plugin is None:
+            return None
+        command = plugin.load()
+        if not isinstance(command, click.Command):
+            raise click.ClickException(f"{PLUGINS} entry point {plugin.value} is not a command")
+        return command
+
+
+@click.group(cls=_WithPlugins)
 def main() -> None:
     """TwinCast: a person's AI twin that stands in for them, live."""
 
@@ -203,80 +233,9 @@ def ask(
     click.echo("timings: " + ", ".join(f"{k} {v:.0f} ms" for k, v in result.timings_ms.items()))
 
 
-@main.group()
-def bench() -> None:
-    """Benchmarks; each prints JSON."""
-
-
-@bench.command("bus")
-@click.option("--events", type=int, default=10_000, show_default=True)
-@click.option("--rate", type=float, default=2_000.0, show_default=True, help="events per second")
-@click.option("--json", "as_json", is_flag=True, help="JSON only (the default output is JSON too)")
-def bench_bus(events: int, rate: float, as_json: bool) -> None:
-    """One event hop through a real nats-server between two processes."""
-    from bench.bus import run_bus_bench
-
-    click.echo(json.dumps(run_bus_bench(events=events, rate=rate), indent=None if as_json else 2))
-
-
-@bench.command("tts")
-@click.option("--runs", type=int, default=5, show_default=True, help="passes over the reply set")
-@click.option("--json", "as_json", is_flag=True, help="JSON only (the default output is JSON too)")
-def bench_tts(runs: int, as_json: bool) -> None:
-    """Reply text in → first audio chunk out, through the tts service on a real bus."""
-    from bench.tts import run_tts_bench
-
-    click.echo(json.dumps(run_tts_bench(runs=runs), indent=None if as_json else 2))
-
-
-@bench.command("stt")
-@click.option("--runs", type=int, default=5, show_default=True, help="passes over the recordings")
-@click.option("--json", "as_json", is_flag=True, help="JSON only (the default output is JSON too)")
-def bench_stt(runs: int, as_json: bool) -> None:
-    """Recorded speech streamed in real time through the stt service on a real bus."""
-    from bench.stt import run_stt_bench
-
-    click.echo(json.dumps(run_stt_bench(runs=runs), indent=None if as_json else 2))
-
-
-@bench.command("twin")
-@click.option("--runs", type=int, default=3, show_default=True, help="passes over the question set")
-@click.option(
-    "--chunks", type=int, default=100_000, show_default=True, help="retrieval corpus size"
-)
-@click.option(
-    "--composer",
-    type=click.Choice(["extractive", "llama", "openai"]),
-    help="default: TWINCAST_REASONING_COMPOSER, else extractive",
-)
-@click.option("--json", "as_json", is_flag=True, help="JSON only (the default output is JSON too)")
-def bench_twin(runs: int, chunks: int, composer: str | None, as_json: bool) -> None:
-    """The sample twin's question set through reasoning, and retrieval over 100k chunks."""
-    from bench.twin import run_twin_bench
-
-    result = run_twin_bench(runs=runs, retrieval_chunks=chunks, composer=composer)
-    click.echo(json.dumps(result, indent=None if as_json else 2))
-
-
-@bench.command("mood")
-@click.option("--no-bus", is_flag=True, help="engine only: skip the latency over a real bus")
-@click.option("--json", "as_json", is_flag=True, help="JSON only (the default output is JSON too)")
-def bench_mood(no_bus: bool, as_json: bool) -> None:
-    """Guest mood on the labelled set in examples/mood: words alone vs words and voice."""
-    from bench.mood import run_mood_bench
-
-    result = run_mood_bench(bus=not no_bus)
-    click.echo(json.dumps(result, indent=None if as_json else 2))
-
-
 twin.add_command(ask_twin)
 twin.add_command(face)
 twin.add_command(people)
 main.add_command(twin)
-main.add_command(demo)
 main.add_command(link)
 main.add_command(audit)
-bench.add_command(bench_sessions)
-bench.add_command(bench_e2e)
-bench.add_command(bench_render)
-bench.add_command(bench_takeover)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 
 import click
@@ -38,16 +37,6 @@ def audit(session: str, nats_url: str | None, state_dir: Path | None, as_json: b
         raise click.ClickException(f"no audit for session {session}")
     for record in records:
         click.echo(record.model_dump_json() if as_json else describe(record))
-
-
-@click.command("takeover")
-@click.option("--runs", type=int, default=12, show_default=True, help="takeovers, half mid-answer")
-@click.option("--json", "as_json", is_flag=True, help="JSON only (the default output is JSON too)")
-def bench_takeover(runs: int, as_json: bool) -> None:
-    """The owner's voice at the guest after the takeover click, and the hand back."""
-    from bench.takeover import run
-
-    click.echo(json.dumps(run(runs=runs), indent=None if as_json else 2))
 
 
 def describe(record: AuditRecord) -> str:

@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from bench.mood_set import MOOD_SET, Line, audio_path, lines, load_pcm
+from twincast_bench.mood_set import MOOD_SET, Line, audio_path, lines, load_pcm
 from twincast_mood.engine import GuestMood
 from twincast_mood.labels import LABELS
 from twincast_mood.text import TextMoodEngine
 
 FRAME_BYTES: Final = 640
-SPEECH: Final = Path(__file__).resolve().parents[1] / "tests" / "data" / "speech"
+SPEECH: Final = Path(__file__).resolve().parents[2] / "tests" / "data" / "speech"
 RECORDED: Final = (
     Line("r1", "calm", "recorded", "And you always want to see it in the superlative degree."),
     Line("r2", "calm", "recorded", "He turned sharply, and faced Gregson across the table."),
@@ -141,7 +141,7 @@ def summarize(outcomes: list[Outcome]) -> dict[str, Any]:
 def run_mood_bench(*, bus: bool = True) -> dict[str, Any]:
     result = summarize(evaluate())
     if bus:
-        from bench.mood_bus import run_bus_latency
+        from twincast_bench.mood_bus import run_bus_latency
 
         result["bus"] = run_bus_latency()
     return result

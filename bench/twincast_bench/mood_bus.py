@@ -20,8 +20,8 @@ from uuid import uuid4
 import nats
 import nats.aio.msg
 
-from bench.mood_set import Line, audio_path, lines, load_pcm
 from twincast.runtime import Stack
+from twincast_bench.mood_set import Line, audio_path, lines, load_pcm
 from twincast_shared.contract import MoodEstimated, PcmChunk, UtteranceTranscribed
 from twincast_shared.contract import subjects as s
 from twincast_shared.sessions import SessionInfo, open_session

@@ -324,13 +324,13 @@ def run_bus_bench(
         url = nats_url or stack.enter_context(_nats_server(workdir, plan[0] if plan else None))
         out = workdir / "receiver.json"
         receiver_log = workdir / "receiver.log"
-        argv = [sys.executable, "-m", "bench.bus", "receiver", "--nats-url", url]
+        argv = [sys.executable, "-m", "twincast_bench.bus", "receiver", "--nats-url", url]
         argv += ["--run-id", run_id, "--count", str(warmup + events), "--out", str(out)]
         argv += ["--timeout", str(120.0 + 2.0 * (warmup + events) / rate)]
         with open(receiver_log, "wb") as log_file:
             receiver = subprocess.Popen(
                 argv,
-                cwd=Path(__file__).resolve().parents[1],
+                cwd=Path(__file__).resolve().parents[2],
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
@@ -401,7 +401,7 @@ def run_bus_bench(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.bus")
+    parser = argparse.ArgumentParser(prog="python -m twincast_bench.bus")
     commands = parser.add_subparsers(dest="command", required=True)
     receiver = commands.add_parser("receiver", help="the receiving service (the bench starts it)")
     receiver.add_argument("--nats-url", required=True)

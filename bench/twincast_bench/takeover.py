@@ -24,11 +24,11 @@ import numpy as np
 import psutil
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from twincast.console_client import OwnerConsoleClient
-from twincast.demo import configure_client_ice
-from twincast.rtc_client import SPEECH_RMS, TwinCall
 from twincast.runtime import private_stack
 from twincast.services import SERVICES
+from twincast_testkit.console_client import OwnerConsoleClient
+from twincast_testkit.rtc_client import SPEECH_RMS, TwinCall
+from twincast_testkit.turns import configure_client_ice
 
 TONE_HZ = 1_000
 RATE = 48_000

@@ -15,7 +15,7 @@ import numpy as np
 from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from twincast.rtc_client import SPEECH_RMS, Microphone
+from twincast_testkit.rtc_client import SPEECH_RMS, Microphone
 
 
 class ConsoleError(RuntimeError):

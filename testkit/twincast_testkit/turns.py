@@ -1,4 +1,7 @@
-"""`twincast demo` and the spoken turns the end-to-end benchmark measures."""
+"""A guest's spoken turn over WebRTC, and a private live stack to take it on.
+
+Used by `twincast demo`, the end-to-end benchmark and the tests.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from twincast.rtc_client import TwinCall
 from twincast.runtime import StackUrls, private_stack
 from twincast.services import SERVICES
+from twincast_testkit.rtc_client import TwinCall
 
 # Percent of the mouth box that opened into dark mouth interior; at rest the head's motion
 # moves it by at most 0.3 (measured on the sample twin).

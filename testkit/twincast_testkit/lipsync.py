@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from twincast.rtc_client import Received, loudness_ms, shown_mouth
 from twincast_gateway.avatar.animator import COARTICULATION_S, VISEME_SHAPES
 from twincast_shared.contract import PcmChunk, VisemeTrack
+from twincast_testkit.rtc_client import Received, loudness_ms, shown_mouth
 
 BLOCK_S = 0.001
 MAX_LAG_MS = 200

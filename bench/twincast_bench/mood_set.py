@@ -1,4 +1,4 @@
-"""Makes the spoken half of the mood evaluation set: `uv run python -m bench.mood_set`.
+"""Makes the spoken half of the mood evaluation set: `uv run python -m twincast_bench.mood_set`.
 
 Every line of `examples/mood/lines.csv` is spoken once with the project's Piper voice
 (en_US-joe-medium) in the *delivery* of its label: Piper's pace (length scale), variability
@@ -26,7 +26,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-MOOD_SET: Final = Path(__file__).resolve().parents[1] / "examples" / "mood"
+MOOD_SET: Final = Path(__file__).resolve().parents[2] / "examples" / "mood"
 RATE_OUT: Final = 16_000
 REFERENCE_PEAK: Final = 0.35  # the neutral delivery's peak level (about -9 dBFS)
 SPEECH_LEVEL: Final = 0.045  # the neutral delivery's active speech level, about -27 dBFS

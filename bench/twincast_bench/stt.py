@@ -19,7 +19,6 @@ import numpy as np
 
 from twincast.client import stream_speech
 from twincast.runtime import private_stack
-from twincast.wer import wer
 from twincast_shared.bus import Bus, make_broker
 from twincast_shared.contract import SpeechEnded, SpeechStarted, TurnEvent, UtteranceTranscribed
 from twincast_shared.contract import subjects as s
@@ -27,8 +26,9 @@ from twincast_shared.sessions import SessionInfo, open_session
 from twincast_shared.settings import CommonSettings
 from twincast_shared.store import StateStore
 from twincast_stt.engine import SttEngine
+from twincast_testkit.wer import wer
 
-SPEECH = Path(__file__).resolve().parents[1] / "tests" / "data" / "speech"
+SPEECH = Path(__file__).resolve().parents[2] / "tests" / "data" / "speech"
 TAIL_SILENCE_MS = 1500
 
 

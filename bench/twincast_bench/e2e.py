@@ -8,7 +8,7 @@ subscriber in this process (the gateway hears it at the same moment), `tts_audio
 reply's first audio chunk did (for a speculative answer, often before the turn ended).
 
 A/V skew (`av_skew_ms_*`, the target) is lip sync in presentation time, per answer
-(`twincast.lipsync`): the answer's tts chunks (from the bus) are found in the received voice
+(`twincast_testkit.lipsync`): the answer's tts chunks (from the bus) are found in the received voice
 by their loudness, which times every phoneme of tts's alignment as the guest hears it; the
 received mouth is compared with the opening those phonemes ask for, and the lag that lines
 them up best is the answer's skew (positive: the mouth is late). Presentation time is each
@@ -37,14 +37,25 @@ import nats
 import nats.aio.msg
 import psutil
 
-from twincast.demo import MOUTH_MOVING, configure_client_ice, live_stack, read_speech, spoken_turn
-from twincast.lipsync import MAX_LAG_MS, SpokenChunk, lip_sync, track_lag_ms
-from twincast.rtc_client import TwinCall, av_offset_ms, presented_offset_ms, presented_onsets
 from twincast.runtime import EXAMPLES
 from twincast_shared.contract import PcmChunk, VisemeTrack
 from twincast_shared.contract import subjects as s
+from twincast_testkit.lipsync import MAX_LAG_MS, SpokenChunk, lip_sync, track_lag_ms
+from twincast_testkit.rtc_client import (
+    TwinCall,
+    av_offset_ms,
+    presented_offset_ms,
+    presented_onsets,
+)
+from twincast_testkit.turns import (
+    MOUTH_MOVING,
+    configure_client_ice,
+    live_stack,
+    read_speech,
+    spoken_turn,
+)
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 QUESTIONS = sorted((EXAMPLES / "juniper" / "questions").glob("*.wav")) + sorted(
     (REPO / "tests" / "data" / "speech").glob("*.wav")
 )

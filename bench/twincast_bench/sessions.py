@@ -22,8 +22,8 @@ import aiohttp
 import psutil
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
-from twincast.rtc_client import post_sdp
 from twincast.runtime import private_stack
+from twincast_testkit.rtc_client import post_sdp
 
 
 @dataclass
@@ -117,7 +117,7 @@ async def _measure(
 async def _ramp(
     url: str, token: str, counts: list[int], warm_s: float, measure_s: float
 ) -> dict[str, Any]:
-    from twincast.demo import configure_client_ice
+    from twincast_testkit.turns import configure_client_ice
 
     configure_client_ice()
     _patch_decoders()

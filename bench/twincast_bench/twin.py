@@ -107,7 +107,7 @@ def run_twin_bench(
         "reply_ms_is": "question published -> first reply sentence received, over the bus",
     }
     if retrieval_chunks:
-        from bench.retrieval import run_retrieval_bench
+        from twincast_bench.retrieval import run_retrieval_bench
 
         retrieval = run_retrieval_bench(chunks=retrieval_chunks)
         out["retrieval_p50_ms_100k"] = retrieval["retrieval_p50_ms_100k"]
