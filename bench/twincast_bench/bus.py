@@ -44,6 +44,7 @@ from twincast_shared.heap import settle
 from twincast_shared.logging import setup_logging
 from twincast_shared.settings import CommonSettings
 from twincast_shared.telemetry import make_tracer_provider
+from twincast_testkit.stats import percentile
 
 PING: Final = s.Subject("bench.ping")
 COUNT: Final = s.Subject("bench.count")
@@ -296,7 +297,7 @@ def _cpu_plan() -> tuple[set[int], set[int]] | None:
 
 
 def _ms(values: np.ndarray[Any, np.dtype[np.float64]], q: float) -> float:
-    return round(float(np.percentile(values, q)), 3)
+    return round(percentile(values, q), 3)
 
 
 def run_bus_bench(

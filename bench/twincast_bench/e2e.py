@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -47,6 +46,7 @@ from twincast_testkit.rtc_client import (
     presented_offset_ms,
     presented_onsets,
 )
+from twincast_testkit.stats import percentile
 from twincast_testkit.turns import (
     MOUTH_MOVING,
     configure_client_ice,
@@ -65,11 +65,7 @@ QUIET_BETWEEN_S = 1.5
 
 
 def _pct(values: list[float], q: int) -> float | None:
-    if not values:
-        return None
-    if len(values) < 3:
-        return round(max(values), 1)
-    return round(statistics.quantiles(values, n=100, method="inclusive")[q - 1], 1)
+    return round(percentile(values, q), 1) if values else None
 
 
 def _mouth_box() -> tuple[int, int, int, int]:

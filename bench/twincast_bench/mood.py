@@ -26,6 +26,7 @@ from twincast_bench.mood_set import MOOD_SET, Line, audio_path, lines, load_pcm
 from twincast_mood.engine import GuestMood
 from twincast_mood.labels import LABELS
 from twincast_mood.text import TextMoodEngine
+from twincast_testkit.stats import percentile
 
 FRAME_BYTES: Final = 640
 SPEECH: Final = Path(__file__).resolve().parents[2] / "tests" / "data" / "speech"
@@ -128,7 +129,7 @@ def summarize(outcomes: list[Outcome]) -> dict[str, Any]:
         "text_accuracy": _accuracy(outcomes, "text"),
         "fused_accuracy": _accuracy(outcomes, "fused"),
         "latency_ms_p50": round(statistics.median(latencies), 3),
-        "latency_ms_p95": round(latencies[int(0.95 * (len(latencies) - 1))], 3),
+        "latency_ms_p95": round(percentile(latencies, 95), 3),
         "latency_is": "engine: final transcript in -> fused estimate computed (audio already in)",
         "per_label": per_label,
         "per_kind": per_kind,

@@ -26,6 +26,7 @@ from twincast_shared.contract import MoodEstimated, PcmChunk, UtteranceTranscrib
 from twincast_shared.contract import subjects as s
 from twincast_shared.sessions import SessionInfo, open_session
 from twincast_shared.store import StateStore
+from twincast_testkit.stats import percentile
 
 JSON: Final = {"content-type": "application/json"}
 WAIT_S: Final = 1.0
@@ -84,7 +85,7 @@ def run_bus_latency() -> dict[str, Any]:
     measured = sorted(x for x in found if x is not None)
     return {
         "latency_ms_p50": round(statistics.median(measured), 2) if measured else None,
-        "latency_ms_p95": round(measured[int(0.95 * (len(measured) - 1))], 2) if measured else None,
+        "latency_ms_p95": round(percentile(measured, 95), 2) if measured else None,
         "published_share": round(len(measured) / len(found), 3),
         "latency_is": "final transcript published -> MoodEstimated received, over nats-server",
     }

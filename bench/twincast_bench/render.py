@@ -38,6 +38,7 @@ from twincast_gateway.avatar import (
     PortraitRenderer,
     VisemeSpan,
 )
+from twincast_testkit.stats import percentile
 
 JUNIPER: Final = EXAMPLES / "juniper" / "face" / "portrait.png"
 TICKS_PER_FRAME: Final = VIDEO_CLOCK_RATE // FPS
@@ -87,7 +88,7 @@ def _stats(values: Sequence[float]) -> dict[str, float]:
     ordered = sorted(values)
     return {
         "p50": round(ordered[len(ordered) // 2], 3),
-        "p95": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))], 3),
+        "p95": round(percentile(ordered, 95), 3),
         "mean": round(statistics.fmean(ordered), 3),
     }
 

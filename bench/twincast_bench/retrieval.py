@@ -41,6 +41,7 @@ from twincast_reasoning.twins import SourceRecord, TwinRepository
 from twincast_shared.contract.events import Scope
 from twincast_shared.store import StateStore
 from twincast_shared.twins import TwinProfile
+from twincast_testkit.stats import percentile
 
 SAMPLE: Final = EXAMPLES / "juniper"
 TWIN: Final = "bench-retrieval"
@@ -53,7 +54,7 @@ VECTORS: Final = "random unit vectors for synthetic passages; real MiniLM for th
 
 
 def _pct(values: list[float], q: float) -> float:
-    return round(float(np.percentile(values, q)), 2) if values else float("nan")
+    return round(percentile(values, q), 2) if values else float("nan")
 
 
 def _rss_mb() -> float:

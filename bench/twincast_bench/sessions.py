@@ -24,6 +24,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from twincast.runtime import private_stack
 from twincast_testkit.rtc_client import post_sdp
+from twincast_testkit.stats import percentile
 
 
 @dataclass
@@ -70,7 +71,7 @@ async def _viewer(http: aiohttp.ClientSession, url: str, token: str) -> RTCPeerC
 
 
 def _p95(values: list[float]) -> float:
-    return statistics.quantiles(values, n=20)[-1] if len(values) >= 20 else max(values, default=0)
+    return percentile(values, 95) if values else 0.0
 
 
 def _gateway_process() -> psutil.Process:

@@ -26,6 +26,7 @@ from twincast_shared.sessions import SessionInfo, open_session
 from twincast_shared.settings import CommonSettings
 from twincast_shared.store import StateStore
 from twincast_stt.engine import SttEngine
+from twincast_testkit.stats import percentile
 from twincast_testkit.wer import wer
 
 SPEECH = Path(__file__).resolve().parents[2] / "tests" / "data" / "speech"
@@ -66,7 +67,7 @@ class _Turn:
 
 
 def _pct(values: list[float], q: float) -> float:
-    return round(float(np.percentile(values, q)), 1) if values else float("nan")
+    return round(percentile(values, q), 1) if values else float("nan")
 
 
 async def _measure(settings: CommonSettings, runs: int) -> dict[str, Any]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-import statistics
 import time
 from typing import Any
 
@@ -28,6 +27,7 @@ from twincast.runtime import private_stack
 from twincast.services import SERVICES
 from twincast_testkit.console_client import OwnerConsoleClient
 from twincast_testkit.rtc_client import SPEECH_RMS, TwinCall
+from twincast_testkit.stats import percentile
 from twincast_testkit.turns import configure_client_ice
 
 TONE_HZ = 1_000
@@ -38,11 +38,7 @@ SHORT_QUESTION = "What did you find on the rooftops?"
 
 
 def _pct(values: list[float], q: int) -> float | None:
-    if not values:
-        return None
-    if len(values) < 3:
-        return round(max(values), 1)
-    return round(statistics.quantiles(values, n=100, method="inclusive")[q - 1], 1)
+    return round(percentile(values, q), 1) if values else None
 
 
 def tone(seconds: float, *, amplitude: int = 6_000) -> bytes:

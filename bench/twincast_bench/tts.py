@@ -35,6 +35,7 @@ import numpy as np
 from twincast.runtime import Stack
 from twincast_shared.contract import PcmChunk, ReplyChunk, VisemeTrack
 from twincast_shared.contract import subjects as s
+from twincast_testkit.stats import percentile
 
 REPLY_TIMEOUT_S: Final = 30.0
 SILENCE_DBFS: Final = -40.0
@@ -252,7 +253,7 @@ def _stages(service_log: str) -> dict[str, dict[str, float]]:
 
 
 def _p(values: Sequence[float], q: float) -> float:
-    return round(float(np.percentile(np.asarray(values, dtype=np.float64), q)), 2)
+    return round(percentile(values, q), 2)
 
 
 def _summary(

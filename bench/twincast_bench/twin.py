@@ -18,13 +18,12 @@ import re
 import time
 from typing import Any
 
-import numpy as np
-
 from twincast.client import ask
 from twincast.runtime import EXAMPLES, private_stack
 from twincast_reasoning.corpus import load_corpus, load_profile
 from twincast_reasoning.engine import sentences
 from twincast_shared.settings import CommonSettings
+from twincast_testkit.stats import percentile
 
 TWIN = EXAMPLES / "juniper"
 QUESTIONS = TWIN / "questions.json"
@@ -50,7 +49,7 @@ def _verbatim_share(rows: list[dict[str, Any]]) -> float | None:
 
 
 def _pct(values: list[float], q: float) -> float:
-    return round(float(np.percentile(values, q)), 1)
+    return round(percentile(values, q), 1)
 
 
 async def _ask_all(settings: CommonSettings, runs: int) -> list[dict[str, Any]]:
