@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, TypeVar
 
@@ -26,7 +27,9 @@ from twincast_shared.contract import (
     subject_for,
 )
 from twincast_shared.contract import subjects as s
+from twincast_shared.metrics import Metrics, RejectionClass
 from twincast_shared.settings import CommonSettings
+from twincast_shared.validation import describe
 
 log = logging.getLogger("twincast.bus")
 
@@ -40,12 +43,17 @@ AudioHandler = Callable[[str, PcmChunk], Awaitable[None]]
 
 
 def make_broker(
-    settings: CommonSettings, *, service: str, tracer_provider: TracerProvider | None = None
+    settings: CommonSettings,
+    *,
+    service: str,
+    tracer_provider: TracerProvider | None = None,
+    metrics: Metrics | None = None,
 ) -> NatsBroker:
+    telemetry = NatsTelemetryMiddleware(tracer_provider=tracer_provider)
     return NatsBroker(
         settings.nats_url,
         name=f"twincast-{service}",
-        middlewares=[NatsTelemetryMiddleware(tracer_provider=tracer_provider)],
+        middlewares=[telemetry] if metrics is None else [telemetry, metrics.broker_middleware()],
         log_level=logging.INFO if settings.log_messages else logging.DEBUG,
         graceful_timeout=5.0,
         connect_timeout=5,
@@ -102,20 +110,13 @@ async def _raw(msg: StreamMessage[Any]) -> tuple[str, bytes, dict[str, str]]:
     return msg.raw_message.subject, msg.body, msg.headers or {}
 
 
-def _describe(error: ValidationError) -> str:
-    parts = []
-    for item in error.errors(include_url=False, include_input=False)[:5]:
-        where = ".".join(str(p) for p in item["loc"]) or "event"
-        parts.append(f"{where}: {item['msg']}")
-    return "; ".join(parts)
-
-
 class Bus:
     """Typed publish/subscribe over one broker, with dead-lettering of bad input."""
 
-    def __init__(self, broker: NatsBroker, *, service: str) -> None:
+    def __init__(self, broker: NatsBroker, *, service: str, metrics: Metrics | None = None) -> None:
         self.broker = broker
         self.service = service
+        self.metrics = metrics if metrics is not None else Metrics(service)
 
     async def publish(self, event: AnyEvent) -> None:
         await self.broker.publish(
@@ -144,6 +145,7 @@ class Bus:
         body: bytes,
         headers: Mapping[str, str] | None = None,
         session_id: str | None = None,
+        kind: RejectionClass = "input",
     ) -> None:
         kept = body[:MAX_REJECTED_PAYLOAD]
         rejected = Rejected(
@@ -157,6 +159,7 @@ class Bus:
             headers={k: v for k, v in (headers or {}).items() if len(v) < 1024},
         )
         log.warning("rejected input on %s: %s", subject, reason)
+        self.metrics.rejected(kind)
         await self.broker.publish(
             rejected.model_dump_json().encode(),
             s.REJECTED.of(self.service),
@@ -185,8 +188,13 @@ class Bus:
             try:
                 event = adapter.validate_json(body)
             except ValidationError as error:
+                self.metrics.consumed(family, "rejected")
                 await self.reject(
-                    subject=subject, reason=_describe(error), body=body, session_id=key
+                    subject=subject,
+                    reason=describe(error, whole="event"),
+                    body=body,
+                    session_id=key,
+                    kind="invalid",
                 )
                 return
             session = getattr(event, "session_id", None)
@@ -196,9 +204,13 @@ class Bus:
                     reason=f"session_id {session!r} does not match the subject",
                     body=body,
                     session_id=key,
+                    kind="session_mismatch",
                 )
+                self.metrics.consumed(family, "rejected")
                 return
-            await self._run(handler(event), subject=subject, body=body, session_id=key)
+            await self._run(
+                handler(event), family=family, subject=subject, body=body, session_id=key
+            )
 
         self.broker.subscriber(
             family.all, queue=queue if queue is not None else self.service, decoder=_raw
@@ -218,7 +230,10 @@ class Bus:
         async def consume(subject: str, body: bytes, headers: dict[str, str]) -> None:
             session = family.key_of(subject)
             if session is None:
-                await self.reject(subject=subject, reason="no session in subject", body=body)
+                self.metrics.consumed(family, "rejected")
+                await self.reject(
+                    subject=subject, reason="no session in subject", body=body, kind="no_session"
+                )
                 return
             if accept is not None and not await accept(session):
                 return
@@ -231,10 +246,13 @@ class Bus:
                     body=body,
                     headers=headers,
                     session_id=session,
+                    kind="audio_format",
                 )
+                self.metrics.consumed(family, "rejected")
                 return
             await self._run(
                 handler(session, chunk),
+                family=family,
                 subject=subject,
                 body=body,
                 session_id=session,
@@ -249,14 +267,17 @@ class Bus:
         self,
         work: Awaitable[None],
         *,
+        family: s.Subject,
         subject: str,
         body: bytes,
         session_id: str | None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
+        started = time.perf_counter()
         try:
             await work
         except InputError as error:
+            self.metrics.consumed(family, "rejected", time.perf_counter() - started)
             await self.reject(
                 subject=subject,
                 reason=str(error),
@@ -266,10 +287,14 @@ class Bus:
             )
         except Exception as error:  # a handler bug must not take the service down
             log.exception("handler failed on %s", subject)
+            self.metrics.consumed(family, "rejected", time.perf_counter() - started)
             await self.reject(
                 subject=subject,
                 reason=f"processing failed: {type(error).__name__}",
                 body=body,
                 headers=headers,
                 session_id=session_id,
+                kind="processing_failed",
             )
+        else:
+            self.metrics.consumed(family, "handled", time.perf_counter() - started)

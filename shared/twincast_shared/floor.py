@@ -13,6 +13,7 @@ from typing import Final
 from pydantic import BaseModel, ConfigDict
 
 from twincast_shared.contract.events import Token
+from twincast_shared.metrics import FloorChange, Metrics
 from twincast_shared.store import StateStore, key
 
 DEFAULT_LEASE_MS: Final = 5_000
@@ -26,16 +27,16 @@ if current then
   local sep = string.find(current, ':', 1, true)
   local holder = string.sub(current, sep + 1)
   if holder ~= ARGV[1] then
-    return {0, current}
+    return {0, current, 0}
   end
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return {tonumber(string.sub(current, 1, sep - 1)), current}
+  return {tonumber(string.sub(current, 1, sep - 1)), current, 0}
 end
 local fence = redis.call('INCR', KEYS[2])
 redis.call('PEXPIRE', KEYS[2], 86400000)
 local value = fence .. ':' .. ARGV[1]
 redis.call('SET', KEYS[1], value, 'PX', ARGV[2])
-return {fence, value}
+return {fence, value, 1}
 """
 
 # KEYS: floor. ARGV: "<fence>:<holder>", lease ms (0 = release).
@@ -68,34 +69,49 @@ class FloorTaken(Exception):
 
 
 class Floor:
-    def __init__(self, store: StateStore, *, lease_ms: int = DEFAULT_LEASE_MS) -> None:
+    def __init__(
+        self, store: StateStore, *, lease_ms: int = DEFAULT_LEASE_MS, metrics: Metrics | None = None
+    ) -> None:
         self._redis = store.redis
         self.lease_ms = lease_ms
+        self._metrics = metrics
         self._acquire = self._redis.register_script(_ACQUIRE)
         self._renew_or_release = self._redis.register_script(_RENEW_OR_RELEASE)
 
     async def take(self, session: str, holder: str) -> Holding:
         """The floor for `holder` (again, if it holds it already); FloorTaken if another does."""
         floor = key("session", session, "floor")
-        fence, value = await self._acquire(
+        fence, value, new = await self._acquire(
             keys=[floor, key("session", session, "floor", "fence")], args=[holder, self.lease_ms]
         )
         holding = _parse(value)
         if int(fence) == 0:
+            self._count("refused")
             raise FloorTaken(holding)
+        if int(new):
+            self._count("taken")
         return holding
 
     async def renew(self, session: str, holding: Holding) -> bool:
         """Extends the lease; False if the holding has expired or was superseded."""
-        return await self._apply(session, holding, self.lease_ms)
+        kept = await self._apply(session, holding, self.lease_ms)
+        if not kept:
+            self._count("lost")
+        return kept
 
     async def release(self, session: str, holding: Holding) -> bool:
         """Hands the floor back; False if this holding had already lost it."""
-        return await self._apply(session, holding, 0)
+        released = await self._apply(session, holding, 0)
+        self._count("released" if released else "lost")
+        return released
 
     async def holder(self, session: str) -> Holding | None:
         value = await self._redis.get(key("session", session, "floor"))
         return None if value is None else _parse(value)
+
+    def _count(self, kind: FloorChange) -> None:
+        if self._metrics is not None:
+            self._metrics.floor_changed(kind)
 
     async def _apply(self, session: str, holding: Holding, lease_ms: int) -> bool:
         done = await self._renew_or_release(

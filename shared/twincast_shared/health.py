@@ -1,10 +1,12 @@
-"""HTTP liveness and readiness for k8s probes, plus any routes a service adds."""
+"""HTTP liveness and readiness for k8s probes, Prometheus metrics, and any routes a service adds."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
 from aiohttp import web
+
+from twincast_shared.metrics import CONTENT_TYPE, Metrics
 
 
 class HttpServer:
@@ -16,15 +18,19 @@ class HttpServer:
         service: str,
         is_ready: Callable[[], bool],
         routes: Iterable[web.RouteDef] = (),
+        metrics: Metrics | None = None,
     ) -> None:
         self._host = host
         self._port = port
         self._service = service
         self._is_ready = is_ready
+        self._metrics = metrics
         self.app = web.Application()
         self.app.add_routes(
             [web.get("/healthz", self._healthz), web.get("/readyz", self._readyz), *routes]
         )
+        if metrics is not None:
+            self.app.add_routes([web.get("/metrics", self._metrics_text)])
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
@@ -48,6 +54,10 @@ class HttpServer:
 
     async def _healthz(self, _: web.Request) -> web.Response:
         return web.json_response({"service": self._service, "alive": True})
+
+    async def _metrics_text(self, _: web.Request) -> web.Response:
+        assert self._metrics is not None
+        return web.Response(body=self._metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
     async def _readyz(self, _: web.Request) -> web.Response:
         ready = self._is_ready()

@@ -20,6 +20,7 @@ from twincast_shared.contract import subjects as s
 from twincast_shared.health import HttpServer
 from twincast_shared.heap import settle
 from twincast_shared.logging import setup_logging
+from twincast_shared.metrics import Metrics
 from twincast_shared.settings import ServiceSettings
 from twincast_shared.store import StateStore
 from twincast_shared.telemetry import make_tracer_provider
@@ -59,6 +60,7 @@ class ServiceContext(Generic[S]):
     store: StateStore
     tracer_provider: TracerProvider
     log: logging.Logger
+    metrics: Metrics
 
 
 @dataclass(frozen=True)
@@ -87,10 +89,11 @@ async def serve(
     """Run a service until the block exits; closes everything it opened, in reverse order."""
     provider = tracer_provider or make_tracer_provider(spec.name)
     log = logging.getLogger(f"twincast.{spec.name}")
-    broker = make_broker(settings, service=spec.name, tracer_provider=provider)
-    bus = Bus(broker, service=spec.name)
+    metrics = Metrics(spec.name)
+    broker = make_broker(settings, service=spec.name, tracer_provider=provider, metrics=metrics)
+    bus = Bus(broker, service=spec.name, metrics=metrics)
     store = StateStore.from_url(settings.redis_url)
-    ctx = ServiceContext(spec.name, settings, bus, store, provider, log)
+    ctx = ServiceContext(spec.name, settings, bus, store, provider, log, metrics)
     service = spec.create(ctx)
     running: RunningService | None = None
 
@@ -104,6 +107,7 @@ async def serve(
         service=spec.name,
         is_ready=lambda: running is not None and running.ready,
         routes=service.routes(),
+        metrics=metrics,
     )
     running = RunningService(spec.name, service, http)
     async with contextlib.AsyncExitStack() as stack:
