@@ -34,7 +34,7 @@ from pydantic import BaseModel
 
 from twincast.runtime import EXAMPLES, free_port, nats_server_bin, terminate, valkey_server_bin
 from twincast.services import SERVICES, spec
-from twincast_gateway.faces import seed_portrait_from_dir
+from twincast_gateway import seed_portrait_from_dir
 from twincast_reasoning.embeddings import Embedder
 from twincast_reasoning.twins import TwinRepository
 from twincast_shared.bus import Bus, make_broker

@@ -37,7 +37,7 @@ from twincast_gateway.avatar import (
 )
 from twincast_gateway.avatar.drawn import draw_juniper
 from twincast_gateway.avatar.rig import Rect
-from twincast_gateway.media import AvatarVideoTrack, MediaClock
+from twincast_gateway.session.media import AvatarVideoTrack, MediaClock
 from twincast_shared.contract import AnimationFrame, Viseme, VisemeTrack
 from twincast_tts.visemes import VISEMES
 

@@ -11,10 +11,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import SPEECH, Stack
-from twincast.cli_live import DEFAULT_QUESTION
 from twincast.runtime import EXAMPLES
-from twincast_gateway.faces import mouth_box_for
-from twincast_gateway.handlers import GatewayService
+from twincast_gateway import GatewayService, mouth_box_for
+from twincast_testkit.demo import DEFAULT_QUESTION
 from twincast_testkit.rtc_client import TwinCall
 from twincast_testkit.turns import MOUTH_MOVING, read_speech, spoken_turn
 from twincast_testkit.wer import wer

@@ -14,7 +14,7 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from tests.conftest import Stack
 from tests.test_gateway_rtc import gateway, read_wav, wait_for
-from twincast_gateway.tokens import TokenError, TokenSigner
+from twincast_gateway import TokenError, TokenSigner
 from twincast_shared.store import StateStore, key
 from twincast_shared.twins import TwinProfile
 from twincast_testkit.rtc_client import Microphone, TwinCall, post_sdp

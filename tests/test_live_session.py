@@ -8,8 +8,8 @@ from aiortc import RTCConfiguration
 
 from twincast.runtime import EXAMPLES
 from twincast_gateway.avatar import FaceRig, Portrait, PortraitRenderer
-from twincast_gateway.faces import FACE_DIR, PORTRAIT_FILE, PortraitFace
-from twincast_gateway.live import LiveSession
+from twincast_gateway.avatar.faces import FACE_DIR, PORTRAIT_FILE, PortraitFace
+from twincast_gateway.session.live import LiveSession
 from twincast_shared.contract import PcmChunk, ReplyChunk, Viseme, VisemeTrack
 from twincast_shared.sessions import SessionInfo
 
@@ -115,7 +115,7 @@ def test_a_newer_speculation_replaces_the_held_one(session: LiveSession) -> None
 
 
 def test_a_reply_in_chunks_sounds_like_the_reply_in_one_piece() -> None:
-    from twincast_gateway.media import StreamResampler
+    from twincast_gateway.session.media import StreamResampler
 
     tone = (8000 * np.sin(np.arange(RATE) * 2 * np.pi * 440 / RATE)).astype("<i2")
     whole = StreamResampler().convert("a", tone.tobytes(), RATE, last=True)

@@ -15,8 +15,7 @@ import pytest
 from tests.conftest import Stack, run_twincast
 from tests.test_gateway_rtc import gateway, read_wav, wait_for
 from twincast.runtime import EXAMPLES
-from twincast_gateway.faces import mouth_box_for
-from twincast_gateway.handlers import GatewayService
+from twincast_gateway import GatewayService, mouth_box_for
 from twincast_shared.contract import DraftDecided
 from twincast_shared.contract import subjects as s
 from twincast_shared.floor import Floor, FloorTaken, Holding, Shadow

@@ -11,7 +11,7 @@ from skimage import data
 
 from tests.conftest import Stack, run_twincast
 from tests.test_gateway_rtc import gateway
-from twincast_gateway.faces import get_portrait
+from twincast_gateway import get_portrait
 from twincast_shared.store import StateStore, key
 from twincast_shared.twins import TwinProfile
 from twincast_testkit.rtc_client import TwinCall

@@ -13,7 +13,7 @@ from aiortc.rtp import RtpPacket
 
 from tests.conftest import SPEECH
 from twincast_gateway.avatar import Animator
-from twincast_gateway.media import (
+from twincast_gateway.session.media import (
     FRAME_SAMPLES,
     RESUME_FADE,
     SAMPLE_RATE,
@@ -22,7 +22,7 @@ from twincast_gateway.media import (
     MediaClock,
     SpeechOut,
 )
-from twincast_gateway.uplink import BargeInGuard, VoiceGate
+from twincast_gateway.session.uplink import BargeInGuard, VoiceGate
 from twincast_shared.contract import PcmChunk
 
 GUEST_FRAME = 320  # 20 ms at 16 kHz

@@ -19,8 +19,7 @@ from twincast_shared.contract.subjects import is_valid_token
 @click.option("--state-dir", type=click.Path(path_type=Path), help="twincast's state dir")
 def face(name: str, photo: Path, redis_url: str | None, state_dir: Path | None) -> None:
     """Find the face in PHOTO once (landmarks), and make it twin NAME's avatar."""
-    from twincast_gateway.avatar import PortraitError, create_portrait
-    from twincast_gateway.faces import put_portrait
+    from twincast_gateway import PortraitError, create_portrait, put_portrait
     from twincast_shared.store import StateStore
     from twincast_shared.twins import get_profile
 

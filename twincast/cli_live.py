@@ -51,7 +51,7 @@ def print_link(
     owner: bool = False,
     token_only: bool = False,
 ) -> None:
-    from twincast_gateway.tokens import TokenSigner, load_or_create_secret
+    from twincast_gateway import TokenSigner, load_or_create_secret
 
     settings = CommonSettings(state_dir=state_dir) if state_dir else CommonSettings()
     running = read_run_file(settings.state_dir)

@@ -216,7 +216,7 @@ class Stack:
     def _seed_twin(self, redis_url: str) -> None:
         import asyncio
 
-        from twincast_gateway.faces import get_portrait, seed_portrait_from_dir
+        from twincast_gateway import get_portrait, seed_portrait_from_dir
         from twincast_reasoning.embeddings import Embedder
         from twincast_reasoning.twins import TwinRepository
         from twincast_shared.store import StateStore

@@ -69,7 +69,7 @@ def _pct(values: list[float], q: int) -> float | None:
 
 
 def _mouth_box() -> tuple[int, int, int, int]:
-    from twincast_gateway.faces import mouth_box_for
+    from twincast_gateway import mouth_box_for
 
     return mouth_box_for(EXAMPLES / "juniper")
 

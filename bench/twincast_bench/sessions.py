@@ -149,7 +149,7 @@ async def _ramp(
 
 
 def run(*, counts: list[int], warm_s: float = 2.0, measure_s: float = 8.0) -> dict[str, Any]:
-    from twincast_gateway.tokens import TokenSigner
+    from twincast_gateway import TokenSigner
 
     secret = secrets.token_bytes(32)
     env = {

@@ -188,7 +188,7 @@ async def _run(url: str, guest_token: str, owner_token: str, runs: int) -> dict[
 
 
 def run(*, runs: int = 12) -> dict[str, Any]:
-    from twincast_gateway.tokens import TokenSigner
+    from twincast_gateway import TokenSigner
 
     secret = secrets.token_bytes(32)
     env = {"TWINCAST_GATEWAY_SECRET": secret.hex(), "TWINCAST_ICE_ADDRESSES": '["127.0.0.1"]'}

@@ -34,7 +34,7 @@ DEFAULT_QUESTION = EXAMPLES / "juniper" / "questions" / "rooftops.wav"
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 def demo(question: Path, out: Path, as_json: bool) -> None:
     """Start everything, call the twin over WebRTC, speak a question, record the answer."""
-    from twincast_gateway.faces import mouth_box_for
+    from twincast_gateway import mouth_box_for
     from twincast_testkit.rtc_client import TwinCall
     from twincast_testkit.turns import configure_client_ice, live_stack, read_speech, spoken_turn
 

@@ -34,7 +34,7 @@ from aiortc.contrib.media import MediaRecorder
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtp import RtcpSrPacket
 
-from twincast_gateway.media import set_audio_prefetch
+from twincast_gateway.session.media import set_audio_prefetch
 
 # A browser's adaptive jitter buffer holds about this much on a clean link; aiortc's own
 # default is 4 packets (80 ms).

@@ -111,7 +111,7 @@ async def spoken_turn(
 @contextmanager
 def live_stack(*, twin: str = "juniper") -> Iterator[tuple[StackUrls, str]]:
     """A private stack with the gateway on loopback; yields its URLs and a fresh join token."""
-    from twincast_gateway.tokens import TokenSigner
+    from twincast_gateway import TokenSigner
 
     secret = secrets.token_bytes(32)
     env = {"TWINCAST_GATEWAY_SECRET": secret.hex(), "TWINCAST_ICE_ADDRESSES": '["127.0.0.1"]'}
@@ -121,6 +121,6 @@ def live_stack(*, twin: str = "juniper") -> Iterator[tuple[StackUrls, str]]:
 
 
 def configure_client_ice() -> None:
-    from twincast_gateway.ice import configure_ice
+    from twincast_gateway import configure_ice
 
     configure_ice(addresses=["127.0.0.1"], mdns=False)

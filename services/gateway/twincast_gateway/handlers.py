@@ -11,15 +11,15 @@ from collections.abc import Awaitable, Callable, Iterable
 
 from aiohttp import web
 
-from twincast_gateway.console import OwnerConsole
-from twincast_gateway.faces import NoPortrait, PortraitFaces
-from twincast_gateway.http import json_error
-from twincast_gateway.ice import configure_ice, rtc_configuration
-from twincast_gateway.live import Face, LiveSession, PeerRole, SignallingError
-from twincast_gateway.pages import page_fields, static_text
+from twincast_gateway.api.console import OwnerConsole
+from twincast_gateway.api.http import json_error
+from twincast_gateway.api.pages import page_fields, static_text
+from twincast_gateway.api.signals import OwnerSignalsApi
+from twincast_gateway.api.tokens import JoinClaims, TokenError, TokenSigner, load_or_create_secret
+from twincast_gateway.avatar.faces import NoPortrait, PortraitFaces
+from twincast_gateway.session.ice import configure_ice, rtc_configuration
+from twincast_gateway.session.live import Face, LiveSession, PeerRole, SignallingError
 from twincast_gateway.settings import GatewaySettings
-from twincast_gateway.signals import OwnerSignalsApi
-from twincast_gateway.tokens import JoinClaims, TokenError, TokenSigner, load_or_create_secret
 from twincast_shared.bus import EVERY_REPLICA
 from twincast_shared.contract import (
     TURN_EVENT,

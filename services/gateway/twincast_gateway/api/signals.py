@@ -21,8 +21,8 @@ from typing import Any, Final
 from aiohttp import web
 from pydantic import ValidationError
 
-from twincast_gateway.http import bearer_claims, json_error, read_body
-from twincast_gateway.tokens import TokenSigner
+from twincast_gateway.api.http import bearer_claims, json_error, read_body
+from twincast_gateway.api.tokens import TokenSigner
 from twincast_shared.bus import Bus
 from twincast_shared.contract import SIGNAL_KINDS, OwnerConsent, OwnerSignal
 from twincast_shared.contract.subjects import is_valid_token

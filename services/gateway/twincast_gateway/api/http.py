@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from twincast_gateway.tokens import JoinClaims, TokenError, TokenSigner
+from twincast_gateway.api.tokens import JoinClaims, TokenError, TokenSigner
 
 
 def json_error(status: type[web.HTTPException], reason: str, **more: Any) -> web.HTTPException:

@@ -16,7 +16,7 @@ from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessi
 from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamTrack
 
-from twincast_gateway.media import (
+from twincast_gateway.session.media import (
     SAMPLE_RATE,
     AvatarVideoTrack,
     GuestAudioPump,
@@ -26,8 +26,8 @@ from twincast_gateway.media import (
     TwinAudioTrack,
     set_audio_prefetch,
 )
-from twincast_gateway.owner_voice import OWNER_FRAME_S, OwnerVoicePump, viseme_for
-from twincast_gateway.uplink import BargeInGuard
+from twincast_gateway.session.owner_voice import OWNER_FRAME_S, OwnerVoicePump, viseme_for
+from twincast_gateway.session.uplink import BargeInGuard
 from twincast_shared.contract import (
     GUEST_SAMPLE_RATE,
     AnimationFrame,

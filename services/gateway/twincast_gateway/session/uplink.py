@@ -31,7 +31,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from twincast_gateway.media import SAMPLE_RATE, SpeechOut
+from twincast_gateway.session.media import SAMPLE_RATE, SpeechOut
 from twincast_shared.contract import GUEST_SAMPLE_RATE
 
 FRAME_S = 0.02

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Literal, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from twincast_gateway.http import bearer_claims, json_error, read_body
-from twincast_gateway.live import LiveSession, SignallingError
-from twincast_gateway.pages import page_fields, static_text
-from twincast_gateway.tokens import JoinClaims, TokenError
+from twincast_gateway.api.http import bearer_claims, json_error, read_body
+from twincast_gateway.api.pages import page_fields, static_text
+from twincast_gateway.api.tokens import JoinClaims, TokenError
+from twincast_gateway.session.live import LiveSession, SignallingError
 from twincast_shared.bus import read_audit
 from twincast_shared.contract import DraftDecided, HandBack, Say, TakeOver
 from twincast_shared.contract.events import Token

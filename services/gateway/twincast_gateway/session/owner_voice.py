@@ -10,7 +10,7 @@ import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from twincast_gateway.media import FRAME_SAMPLES, SAMPLE_RATE
+from twincast_gateway.session.media import FRAME_SAMPLES, SAMPLE_RATE
 from twincast_shared.contract import GUEST_SAMPLE_RATE
 
 OWNER_FRAME_S: Final = FRAME_SAMPLES / SAMPLE_RATE

@@ -26,7 +26,7 @@ from twincast_gateway.avatar import (
     Renderer,
     expression_for,
 )
-from twincast_gateway.live import Face
+from twincast_gateway.session.live import Face
 from twincast_shared.contract import AnimationFrame
 from twincast_shared.store import StateStore, key
 from twincast_shared.twins import TwinProfile
