@@ -53,6 +53,9 @@ async def test_a_turn_moves_the_counters_and_histograms(stack: Stack) -> None:
     assert moved("reasoning", "twincast_handler_seconds_count", family="text.in") == 1
     assert moved("reasoning", "twincast_handler_seconds_sum", family="text.in") > 0
     assert moved("tts", "twincast_events_total", family="reply", outcome="handled") >= 1
+    assert moved("tts", "twincast_stage_seconds_count", stage="tts_first_audio") == 1
+    assert moved("tts", "twincast_stage_seconds_count", stage="tts_synthesis") >= 1
+    assert moved("tts", "twincast_stage_seconds_sum", stage="tts_synthesis") > 0
     # FastStream's broker metrics, labelled by subject family, never by session.
     received = "faststream_received_messages_total"
     assert (

@@ -191,6 +191,7 @@ class SttService(BaseService):
                         body=chunk.pcm,
                         headers=chunk.headers(),
                         session_id=session_id,
+                        kind="processing_failed",
                     )
                 finally:
                     otel_context.detach(token)
@@ -257,6 +258,8 @@ class _Publisher:
                     compute_ms=result.compute_ms,
                 )
             )
+            if final:
+                self._service._ctx.metrics.observe_stage("stt_final", result.compute_ms / 1000)
 
     async def speech_ended(self, session: str, utterance: str, at_ms: float) -> None:
         state = self._bus_session(session)

@@ -195,6 +195,9 @@ class TtsService(BaseService):
                 if speech is None:
                     break
                 synthesized_ns = time.monotonic_ns()
+                self._ctx.metrics.observe_stage(
+                    "tts_synthesis", 1e-9 * (synthesized_ns - started_ns)
+                )
                 last = chunk.final and i == len(pieces) - 1 and speech.last
                 await self._publish(session_id, session, chunk.reply_id, speech, last=last)
                 closed = last
@@ -278,6 +281,7 @@ class TtsService(BaseService):
         }
         for name, value in stages.items():
             span.set_attribute(f"twincast.tts.{name}", round(value, 3))
+        self._ctx.metrics.observe_stage("tts_first_audio", stages["first_audio_ms"] / 1000)
         self._ctx.log.info(
             "first audio reply=%s %s arrived_ns=%d sent_ns=%d",
             reply_id,
