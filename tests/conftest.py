@@ -13,10 +13,7 @@ NETNS_REFUSED = enter_loopback_only_namespace()
 
 import asyncio
 import contextlib
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +29,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import BaseModel
 
-from twincast.runtime import EXAMPLES, free_port, nats_server_bin, terminate, valkey_server_bin
+from twincast.runtime import EXAMPLES, nats_server, valkey_server
 from twincast.services import SERVICES, spec
 from twincast_gateway import seed_portrait_from_dir
 from twincast_reasoning.embeddings import Embedder
@@ -47,44 +44,16 @@ REPO = Path(__file__).resolve().parents[1]
 SPEECH = REPO / "tests" / "data" / "speech"
 
 
-def _wait_port(port: int, process: subprocess.Popen[bytes], timeout_s: float = 15) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.01)
-    raise RuntimeError(f"port {port} not open after {timeout_s} s")
-
-
-@contextlib.contextmanager
-def _server(argv: list[str], port: int) -> Iterator[None]:
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait_port(port, process)
-        yield
-    finally:
-        terminate(process)
-
-
 @pytest.fixture(scope="session")
 def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    data = tmp_path_factory.mktemp("nats")
-    argv = [str(nats_server_bin()), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(data)]
-    with _server(argv, port):
-        yield f"nats://127.0.0.1:{port}"
+    with nats_server(store=tmp_path_factory.mktemp("nats")) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    data = tmp_path_factory.mktemp("valkey")
-    argv = [str(valkey_server_bin()), "--bind", "127.0.0.1", "--port", str(port)]
-    argv += ["--dir", str(data), "--save", "", "--appendonly", "no"]
-    with _server(argv, port):
-        yield f"redis://127.0.0.1:{port}/0"
+    with valkey_server(tmp_path_factory.mktemp("valkey"), durable=False) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

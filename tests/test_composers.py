@@ -11,9 +11,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from tests.conftest import _server
 from twincast.client import ask
-from twincast.runtime import EXAMPLES, free_port, nats_server_bin
+from twincast.runtime import EXAMPLES, free_port, nats_server
 from twincast_reasoning.composers import (
     ComposeRequest,
     LocalLlama,
@@ -129,10 +128,7 @@ async def test_openai_composer_over_the_bus(
     fake_llm: tuple[str, FakeLLM], redis_url: str, store: StateStore, tmp_path: Path
 ) -> None:
     url, fake = fake_llm
-    port = free_port()
-    argv = [str(nats_server_bin()), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(tmp_path)]
-    with _server(argv, port):
-        nats_url = f"nats://127.0.0.1:{port}"
+    with nats_server(store=tmp_path) as nats_url:
         settings = ReasoningSettings(
             nats_url=nats_url,
             redis_url=redis_url,
@@ -208,10 +204,7 @@ async def test_llama_composer_rephrases_and_keeps_only_supported_sentences(
 async def test_llama_composer_over_the_bus(
     redis_url: str, store: StateStore, tmp_path: Path
 ) -> None:
-    port = free_port()
-    argv = [str(nats_server_bin()), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(tmp_path)]
-    with _server(argv, port):
-        nats_url = f"nats://127.0.0.1:{port}"
+    with nats_server(store=tmp_path) as nats_url:
         settings = ReasoningSettings(
             nats_url=nats_url, redis_url=redis_url, health_port=0, reasoning_composer="llama"
         )

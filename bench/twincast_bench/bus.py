@@ -23,7 +23,6 @@ import ctypes
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,7 +35,7 @@ from uuid import uuid4
 import numpy as np
 from faststream.message import StreamMessage
 
-from twincast.runtime import free_port, nats_server_bin, terminate
+from twincast.runtime import nats_server, nats_server_bin, terminate
 from twincast_shared.bus import Bus, make_broker
 from twincast_shared.contract import ReplyChunk
 from twincast_shared.contract import subjects as s
@@ -248,34 +247,9 @@ async def send(
 
 @contextlib.contextmanager
 def _nats_server(workdir: Path, cpus: set[int] | None) -> Iterator[str]:
-    port = free_port()
     log = workdir / "nats-server.log"
-    with open(log, "wb") as log_file:
-        process = subprocess.Popen(
-            [str(nats_server_bin()), "-a", "127.0.0.1", "-p", str(port)],
-            cwd=workdir,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            preexec_fn=_child_setup(cpus),
-        )
-    try:
-        _wait_port(port, process, log)
-        yield f"nats://127.0.0.1:{port}"
-    finally:
-        terminate(process)
-
-
-def _wait_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 15.0
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            tail = log.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"nats-server exited with {process.returncode}:\n{tail}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.01)
-    raise RuntimeError(f"nats-server did not open port {port} within 15 s")
+    with nats_server(log=log, cwd=workdir, preexec_fn=_child_setup(cpus)) as url:
+        yield url
 
 
 def _nats_version() -> str:

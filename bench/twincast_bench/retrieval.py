@@ -15,24 +15,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import gc
 import hashlib
 import json
 import os
 import re
-import socket
-import subprocess
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 
-from twincast.runtime import EXAMPLES, free_port, terminate, valkey_server_bin
+from twincast.runtime import EXAMPLES, valkey_server
 from twincast_reasoning.corpus import Passage, embedding_text, load_corpus, load_profile
 from twincast_reasoning.embeddings import DIM, Embedder
 from twincast_reasoning.engine import SCOPES_HEARD
@@ -63,29 +59,6 @@ def _rss_mb() -> float:
     except (OSError, IndexError, ValueError):
         return float("nan")
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-@contextlib.contextmanager
-def _valkey(data: Path) -> Iterator[str]:
-    port = free_port()
-    argv = [str(valkey_server_bin()), "--bind", "127.0.0.1", "--port", str(port)]
-    argv += ["--dir", str(data), "--save", "", "--appendonly", "no"]
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"valkey-server exited with {process.returncode}")
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("valkey-server did not open its port") from None
-                time.sleep(0.01)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        terminate(process)
 
 
 class _Writer:
@@ -279,7 +252,7 @@ def run_retrieval_bench(*, chunks: int = 100_000, queries: int = 200) -> dict[st
     how many there were. Timings exclude query embedding (`query_embed_ms_p50`)."""
     with (
         tempfile.TemporaryDirectory(prefix="twincast-bench-retrieval-") as tmp,
-        _valkey(Path(tmp)) as url,
+        valkey_server(Path(tmp), durable=False) as url,
     ):
         return asyncio.run(_measure(url, chunks, queries))
 
