@@ -148,9 +148,6 @@ RULES: dict[str, Callable[[Import], bool]] = {
     "the product imports the benchmarks or the testkit": _product_imports_test_code,
     "the testkit imports the benchmarks": _testkit_imports_benchmarks,
 }
-# The gateway and reasoning are being given public APIs in their `__init__`; until then the CLI
-# still reaches into their modules.
-NOT_YET_HELD = {"the CLI imports a service's private module"}
 
 
 def test_the_walk_sees_every_package_and_lazy_imports() -> None:
@@ -172,20 +169,7 @@ def test_relative_imports_resolve_to_their_package(tmp_path: Path) -> None:
     assert module == ["pkg.other.c", "pkg.top"]
 
 
-@pytest.mark.parametrize(
-    "rule",
-    [
-        pytest.param(
-            name,
-            marks=pytest.mark.xfail(
-                strict=False, reason="gateway and reasoning have no public API in __init__ yet"
-            ),
-        )
-        if name in NOT_YET_HELD
-        else name
-        for name in RULES
-    ],
-)
+@pytest.mark.parametrize("rule", list(RULES))
 def test_imports_follow_the_arrows(rule: str) -> None:
     hits = sorted((f for f in all_imports() if RULES[rule](f)), key=lambda f: (f.path, f.line))
     offending = [str(found) for found in hits]
