@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
-from dataclasses import dataclass, field
-from typing import Final
 
 from opentelemetry.trace import Span
 
@@ -36,61 +33,10 @@ from twincast_shared.tasks import TaskOwner
 from twincast_shared.telemetry import PII_PREFIX
 from twincast_tts.engine import Delivery, Speech, TtsEngine
 from twincast_tts.pieces import split_speech
+from twincast_tts.queue import Pending, SpeechQueue
 from twincast_tts.settings import TtsSettings
 
-# Replies cut off by a barge-in, remembered so that their late chunks are not spoken.
-CUT_OFF_MEMORY: Final = 32
 # Stop signals reach every replica (no queue group): any of them may be speaking the session.
-
-
-@dataclass(frozen=True, slots=True)
-class _Pending:
-    chunk: ReplyChunk
-    arrived_ns: int
-
-
-@dataclass
-class _Session:
-    pending: deque[_Pending] = field(default_factory=deque)
-    worker: asyncio.Task[None] | None = None
-    delivery: Delivery = field(default_factory=Delivery)
-    # Bumped by every stop; a worker or a synthesis from an older generation publishes nothing.
-    generation: int = 0
-    speaking: str | None = None
-    next_seq: dict[str, int] = field(default_factory=dict)
-    cut_off: deque[str] = field(default_factory=lambda: deque(maxlen=CUT_OFF_MEMORY))
-    # The latest answer to each utterance: a later one (the guest went on after a pause, or
-    # the final words differed from the speculative ones) supersedes it.
-    answers: dict[str, str] = field(default_factory=dict)
-
-    def supersede(self, utterance: str, reply_id: str) -> None:
-        stale = self.answers.get(utterance)
-        self.answers[utterance] = reply_id
-        while len(self.answers) > CUT_OFF_MEMORY:
-            del self.answers[next(iter(self.answers))]
-        if stale is None or stale == reply_id:
-            return
-        self.cut_off.append(stale)
-        self.pending = deque(p for p in self.pending if p.chunk.reply_id != stale)
-        self.next_seq.pop(stale, None)
-        if self.speaking == stale:
-            self.generation += 1
-            self.speaking = None
-            if self.worker is not None:
-                self.worker.cancel()
-                self.worker = None
-
-    def stop(self) -> None:
-        self.generation += 1
-        self.cut_off.extend({*self.next_seq, *(p.chunk.reply_id for p in self.pending)})
-        if self.speaking is not None:
-            self.cut_off.append(self.speaking)
-        self.speaking = None
-        self.pending.clear()
-        self.next_seq.clear()
-        if self.worker is not None:
-            self.worker.cancel()
-            self.worker = None
 
 
 class TtsService(BaseService):
@@ -100,7 +46,7 @@ class TtsService(BaseService):
             voice_path=ctx.settings.tts_voice_path, threads=ctx.settings.tts_threads
         )
         self._trim = ctx.settings.tts_trim_leading_silence
-        self._sessions: dict[str, _Session] = {}
+        self._sessions: dict[str, SpeechQueue] = {}
         self._tasks = TaskOwner("tts")
         self._tracer = ctx.tracer_provider.get_tracer("twincast.tts")
         # Every replica sees every reply chunk; the one holding the session's claim speaks it,
@@ -120,18 +66,15 @@ class TtsService(BaseService):
         await self._tasks.close()
         self._sessions.clear()
 
-    def _session(self, session_id: str) -> _Session:
-        return self._sessions.setdefault(session_id, _Session())
+    def _session(self, session_id: str) -> SpeechQueue:
+        return self._sessions.setdefault(session_id, SpeechQueue())
 
     async def on_reply(self, chunk: ReplyChunk) -> None:
         arrived_ns = time.monotonic_ns()
         session = self._session(chunk.session_id)
-        if chunk.reply_id in session.cut_off:
+        if not session.offer(chunk, arrived_ns):
             return
-        if chunk.utterance_id is not None:
-            session.supersede(chunk.utterance_id, chunk.reply_id)
-        session.pending.append(_Pending(chunk, arrived_ns))
-        if session.worker is None or session.worker.done():
+        if session.idle():
             session.worker = self._tasks.spawn(
                 self._speak(chunk.session_id, session), name=f"speak-{chunk.session_id}"
             )
@@ -158,7 +101,7 @@ class TtsService(BaseService):
         if session is not None:
             session.stop()
 
-    async def _speak(self, session_id: str, session: _Session) -> None:
+    async def _speak(self, session_id: str, session: SpeechQueue) -> None:
         generation = session.generation
         while session.pending and session.generation == generation:
             pending = session.pending.popleft()
@@ -176,14 +119,14 @@ class TtsService(BaseService):
                 session.next_seq.pop(pending.chunk.reply_id, None)
 
     async def _speak_chunk(
-        self, session_id: str, session: _Session, pending: _Pending, generation: int, span: Span
+        self, session_id: str, session: SpeechQueue, pending: Pending, generation: int, span: Span
     ) -> None:
         chunk = pending.chunk
-        pieces = split_speech(chunk.text, first=self._unheard(session, chunk.reply_id))
+        pieces = split_speech(chunk.text, first=session.unheard(chunk.reply_id))
         span.set_attribute("twincast.pieces", len(pieces))
         closed = False
         for i, text in enumerate(pieces):
-            opening = self._unheard(session, chunk.reply_id)
+            opening = session.unheard(chunk.reply_id)
             speeches = self._engine.stream(
                 text, session.delivery, trim_leading=self._trim and opening
             )
@@ -209,23 +152,17 @@ class TtsService(BaseService):
         if chunk.final and not closed:
             await self._publish(session_id, session, chunk.reply_id, None, last=True)
 
-    @staticmethod
-    def _unheard(session: _Session, reply_id: str) -> bool:
-        """Nothing of this reply has been published yet."""
-        return session.next_seq.get(reply_id, 0) == 0
-
     async def _publish(
         self,
         session_id: str,
-        session: _Session,
+        session: SpeechQueue,
         reply_id: str,
         speech: Speech | None,
         *,
         last: bool,
     ) -> None:
         """The piece's viseme track, then its audio under the same seq (empty closes a reply)."""
-        seq = session.next_seq.get(reply_id, 0)
-        session.next_seq[reply_id] = seq + 1
+        seq = session.take_seq(reply_id)
         rate = speech.sample_rate if speech is not None else self._engine.sample_rate
         await self._ctx.bus.publish(
             VisemeTrack(
@@ -253,7 +190,7 @@ class TtsService(BaseService):
         self,
         span: Span,
         reply_id: str,
-        pending: _Pending,
+        pending: Pending,
         speech: Speech,
         started_ns: int,
         synthesized_ns: int,
