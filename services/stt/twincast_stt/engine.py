@@ -16,8 +16,6 @@ from faster_whisper import WhisperModel
 from faster_whisper.tokenizer import Tokenizer
 from faster_whisper.utils import get_assets_path
 
-from twincast_shared.contract import InputError
-
 SAMPLE_RATE = 16_000
 FRAMES_PER_SECOND = 100
 FULL_CONTEXT_S = 30
@@ -41,10 +39,6 @@ class Transcript:
     audio_ms: float
     compute_ms: float
     context_s: float
-
-
-class UtteranceTooLong(InputError):
-    pass
 
 
 class SttEngine:

@@ -199,10 +199,6 @@ class SttService(BaseService):
             if sessions.get(session_id) is session and session.queue.empty():
                 del sessions[session_id]
 
-    def turn_span(self, session: str) -> trace.Span | None:
-        found = self._sessions.get(session)
-        return found.turn_span if found else None
-
 
 class _Publisher:
     """Turns stream results into contract events; one span per turn, from speech onset on."""
