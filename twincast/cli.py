@@ -21,6 +21,7 @@ import click
 from pydantic import ValidationError
 
 from twincast.cli_brain import ask_twin, people
+from twincast.cli_contract import contract
 from twincast.cli_face import face
 from twincast.cli_live import link, print_link
 from twincast.cli_owner import audit
@@ -239,3 +240,4 @@ twin.add_command(people)
 main.add_command(twin)
 main.add_command(link)
 main.add_command(audit)
+main.add_command(contract)

@@ -20,14 +20,17 @@ def default_state_dir() -> Path:
 class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TWINCAST_", extra="ignore", frozen=True)
 
-    nats_url: str = "nats://127.0.0.1:4222"
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    log_level: LogLevel = "INFO"
+    nats_url: str = Field(default="nats://127.0.0.1:4222", description="NATS server")
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="Valkey/Redis")
+    log_level: LogLevel = Field(default="INFO", description="personal data is logged only at DEBUG")
     log_messages: bool = Field(
         default=False, description="log every bus message at INFO (costs ~0.2 ms a hop)"
     )
-    twin: str = "juniper"
-    state_dir: Path = Field(default_factory=default_state_dir)
+    twin: str = Field(default="juniper", description="the twin served by default")
+    state_dir: Path = Field(
+        default_factory=default_state_dir,
+        description="data and logs; default ~/.local/state/twincast",
+    )
 
     @field_validator("nats_url")
     @classmethod
@@ -52,5 +55,12 @@ class CommonSettings(BaseSettings):
 
 
 class ServiceSettings(CommonSettings):
-    health_host: str = "127.0.0.1"
-    health_port: int = Field(default=8090, ge=0, le=65535)
+    health_host: str = Field(
+        default="127.0.0.1", description="address of health, metrics and pages"
+    )
+    health_port: int = Field(
+        default=8090,
+        ge=0,
+        le=65535,
+        description="port of /healthz, /readyz, /metrics (gateway: pages)",
+    )
