@@ -32,8 +32,7 @@ from pydantic import BaseModel
 from twincast.runtime import EXAMPLES, nats_server, valkey_server
 from twincast.services import SERVICES, spec
 from twincast_gateway import seed_portrait_from_dir
-from twincast_reasoning.embeddings import Embedder
-from twincast_reasoning.twins import TwinRepository
+from twincast_reasoning import Embedder, create_twin_from_folder
 from twincast_shared.bus import Bus, make_broker
 from twincast_shared.service import RunningService, serve
 from twincast_shared.sessions import SessionInfo, open_session
@@ -64,7 +63,7 @@ def settings(nats_url: str, redis_url: str) -> CommonSettings:
 @pytest.fixture(scope="session")
 async def store(redis_url: str) -> AsyncIterator[StateStore]:
     store = StateStore.from_url(redis_url)
-    await TwinRepository(store).create_from_dir(EXAMPLES / "juniper", embedder=Embedder())
+    await create_twin_from_folder(store, EXAMPLES / "juniper", embedder=Embedder())
     await seed_portrait_from_dir(store, "juniper", EXAMPLES / "juniper")
     yield store
     await store.close()

@@ -13,18 +13,20 @@ from aiohttp import web
 
 from twincast.client import ask
 from twincast.runtime import EXAMPLES, free_port, nats_server
-from twincast_reasoning.composers import (
+from twincast_reasoning.answering.composers import (
     ComposeRequest,
     LocalLlama,
     OpenAICompatible,
     supported,
 )
-from twincast_reasoning.corpus import embedding_text, load_corpus, load_profile
-from twincast_reasoning.embeddings import Embedder, SentenceSimilarity
-from twincast_reasoning.engine import ExtractiveComposer, sentences
+from twincast_reasoning.answering.extractive import ExtractiveComposer
+from twincast_reasoning.corpus.passages import embedding_text
+from twincast_reasoning.corpus.twin_folder import load_corpus, load_profile
 from twincast_reasoning.handlers import SPEC as REASONING
-from twincast_reasoning.index import HybridIndex, RetrievalHit
+from twincast_reasoning.retrieval.embeddings import Embedder, SentenceSimilarity
+from twincast_reasoning.retrieval.index import HybridIndex, RetrievalHit
 from twincast_reasoning.settings import ReasoningSettings
+from twincast_reasoning.words import sentences
 from twincast_shared.service import serve
 from twincast_shared.settings import CommonSettings
 from twincast_shared.store import StateStore

@@ -12,18 +12,21 @@ import pytest
 
 from twincast.runtime import EXAMPLES
 from twincast_bench.retrieval import run_retrieval_bench
-from twincast_reasoning.corpus import Passage, embedding_text, load_corpus, load_profile
-from twincast_reasoning.embeddings import DIM, Embedder
-from twincast_reasoning.engine import SCOPES_HEARD, ExtractiveComposer, terms
-from twincast_reasoning.index import (
+from twincast_reasoning.answering.extractive import ExtractiveComposer
+from twincast_reasoning.corpus.passages import Passage, embedding_text
+from twincast_reasoning.corpus.twin_folder import load_corpus, load_profile
+from twincast_reasoning.retrieval.embeddings import DIM, Embedder
+from twincast_reasoning.retrieval.index import (
     KEYWORD_ONLY,
+    SCOPES_HEARD,
     VECTOR_ONLY,
     Fusion,
     HybridIndex,
     TwinIndexCache,
     _Vocabulary,
 )
-from twincast_reasoning.twins import SourceRecord, TwinRepository
+from twincast_reasoning.retrieval.store import SourceRecord, TwinRepository
+from twincast_reasoning.words import terms
 from twincast_shared.contract.events import Scope
 from twincast_shared.store import StateStore
 from twincast_shared.twins import TwinProfile

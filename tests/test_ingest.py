@@ -16,22 +16,15 @@ from pypdf.generic import ContentStream, DecodedStreamObject, DictionaryObject, 
 
 from tests.conftest import run_twincast
 from twincast.runtime import EXAMPLES
-from twincast_reasoning.corpus import EMBEDDING_FORMAT, CorpusError, embedding_text
-from twincast_reasoning.embeddings import Embedder
-from twincast_reasoning.ingest import IngestResult, ingest
-from twincast_reasoning.sources import (
-    MAX_SOURCE_BYTES,
-    MAX_WORDS,
-    MIN_WORDS,
-    Block,
-    ParsedFile,
-    SourceMeta,
-    chunk,
-    load_manifest,
-    parse,
-    parse_manifest,
-)
-from twincast_reasoning.twins import TwinRepository
+from twincast_reasoning.corpus.chunking import MAX_WORDS, MIN_WORDS, Block, chunk
+from twincast_reasoning.corpus.formats import MAX_SOURCE_BYTES, parse
+from twincast_reasoning.corpus.ingest import IngestResult, ingest
+from twincast_reasoning.corpus.manifest import load_manifest, parse_manifest
+from twincast_reasoning.corpus.passages import EMBEDDING_FORMAT, CorpusError, embedding_text
+from twincast_reasoning.corpus.sources import ParsedFile, SourceMeta
+from twincast_reasoning.corpus.twins import create_twin_from_folder
+from twincast_reasoning.retrieval.embeddings import Embedder
+from twincast_reasoning.retrieval.store import TwinRepository
 from twincast_shared.store import StateStore
 
 CORPUS = Path(__file__).parent / "data" / "corpus"
@@ -416,7 +409,7 @@ async def test_incremental_ingest(store: StateStore, embedder: Embedder, corpus:
     assert "posts.json#110002" not in ids
 
 
-async def test_ingest_fills_in_a_twin_made_by_create_from_dir(
+async def test_ingest_fills_in_a_twin_made_by_create_twin_from_folder(
     store: StateStore, embedder: Embedder, tmp_path: Path
 ) -> None:
     twin = twin_id()
@@ -424,7 +417,7 @@ async def test_ingest_fills_in_a_twin_made_by_create_from_dir(
     toml = tmp_path / "twin" / "twin.toml"
     toml.write_text(toml.read_text().replace('id = "juniper"', f'id = "{twin}"'))
     repo = TwinRepository(store)
-    made = await repo.create_from_dir(tmp_path / "twin")
+    made = await create_twin_from_folder(store, tmp_path / "twin")
     assert made.twin_id == twin
     result = await ingest(repo, embedder, twin, tmp_path / "twin" / "corpus")
     assert len(result.updated) == made.sources

@@ -24,8 +24,8 @@ from twincast_mood.prosody import (
     voice_mood,
 )
 from twincast_mood.text import TextMoodEngine
-from twincast_reasoning.engine import Answer
-from twincast_reasoning.tone import adapt
+from twincast_reasoning.answering.extractive import Answer
+from twincast_reasoning.answering.tone import adapt
 from twincast_shared.contract import Citation, MoodEstimated, OwnerSignal
 from twincast_shared.moods import FreshSignal
 from twincast_tts.engine import Delivery

@@ -12,7 +12,14 @@ import pytest
 
 from tests.conftest import Stack
 from twincast.client import ask
-from twincast_reasoning.memory import Inbox, PeopleMemory, Person, Turn, expand_followup, name_in
+from twincast_reasoning.answering.memory import (
+    Inbox,
+    PeopleMemory,
+    Person,
+    Turn,
+    expand_followup,
+    name_in,
+)
 from twincast_shared.store import StateStore
 
 T = TypeVar("T")

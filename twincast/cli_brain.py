@@ -103,7 +103,7 @@ def people(
     as_json: bool,
 ) -> None:
     """The people twin NAME has talked to; read or delete what it remembers of them."""
-    from twincast_reasoning.memory import Inbox, PeopleMemory
+    from twincast_reasoning import Inbox, PeopleMemory
     from twincast_shared.store import StateStore
 
     settings = _settings(redis_url=redis_url, state_dir=state_dir)

@@ -87,7 +87,7 @@ class LazyEmbedder:
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if self._embedder is None:
-            from twincast_reasoning.embeddings import Embedder
+            from twincast_reasoning import Embedder
 
             self._embedder = Embedder(threads=max(1, min(4, os.cpu_count() or 1)))
         vectors: np.ndarray = self._embedder.embed(texts)
@@ -160,40 +160,36 @@ def _run_ingest(
     profile: Any = None,
     replace: bool = False,
 ) -> Any:
-    from twincast_reasoning.corpus import CorpusError
-    from twincast_reasoning.ingest import ingest, set_corpus_root
-    from twincast_reasoning.sources import load_manifest
-    from twincast_reasoning.twins import TwinRepository
+    from twincast_reasoning import (
+        CorpusError,
+        TwinExists,
+        UnknownTwin,
+        create_twin,
+        ingest_twin,
+    )
     from twincast_shared.store import StateStore
 
     async def go() -> Any:
         store = StateStore.from_url(url)
         bar = ProgressBar()
         try:
-            repo = TwinRepository(store)
-            existing = await repo.profile(twin_id)
             if profile is not None:
-                try:
-                    await asyncio.to_thread(load_manifest, root)
-                except CorpusError as error:
-                    raise click.ClickException(str(error)) from None
-                if existing is not None and not replace:
-                    raise click.ClickException(
-                        f"twin {twin_id!r} exists already; `twincast twin ingest {twin_id}` "
-                        "brings it up to date, --replace rebuilds it from this folder"
-                    )
-                await repo.put_profile(profile)
-            elif existing is None:
-                raise click.ClickException(
-                    f"no twin {twin_id!r}; create it with `twincast twin create {twin_id} "
-                    "--from DIR`"
-                )
-            await set_corpus_root(store, twin_id, root)
+                await create_twin(store, profile, root, replace=replace)
             embedder = LazyEmbedder()
-            try:
-                return await ingest(repo, embedder, twin_id, root, paths, progress=bar, force=force)
-            except CorpusError as error:
-                raise click.ClickException(str(error)) from None
+            return await ingest_twin(
+                store, embedder, twin_id, root, paths, progress=bar, force=force
+            )
+        except TwinExists:
+            raise click.ClickException(
+                f"twin {twin_id!r} exists already; `twincast twin ingest {twin_id}` "
+                "brings it up to date, --replace rebuilds it from this folder"
+            ) from None
+        except UnknownTwin:
+            raise click.ClickException(
+                f"no twin {twin_id!r}; create it with `twincast twin create {twin_id} --from DIR`"
+            ) from None
+        except CorpusError as error:
+            raise click.ClickException(str(error)) from None
         finally:
             bar.close()
             await store.close()
@@ -203,7 +199,7 @@ def _run_ingest(
 
 def _stored_root(url: str, twin_id: str) -> Path | None:
     """The twin's corpus folder on record; a ClickException if there is no such twin."""
-    from twincast_reasoning.ingest import get_corpus_root
+    from twincast_reasoning import get_corpus_root
     from twincast_shared.store import StateStore
     from twincast_shared.twins import get_profile
 
@@ -284,7 +280,7 @@ def create(
     as_json: bool,
 ) -> None:
     """Create twin NAME from a folder and index all of its corpus."""
-    from twincast_reasoning.corpus import CorpusError, load_profile
+    from twincast_reasoning import CorpusError, load_profile
     from twincast_shared.twins import TwinProfile
 
     _check_id(name)

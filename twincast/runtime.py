@@ -300,8 +300,7 @@ class Stack:
         import asyncio
 
         from twincast_gateway import get_portrait, seed_portrait_from_dir
-        from twincast_reasoning.embeddings import Embedder
-        from twincast_reasoning.twins import TwinRepository
+        from twincast_reasoning import Embedder, create_twin_from_folder
         from twincast_shared.store import StateStore
         from twincast_shared.twins import get_profile
 
@@ -316,7 +315,7 @@ class Stack:
                 if not twin_dir.is_dir():
                     self._say(f"twin {self._twin!r} is not in the store; create it first")
                     return
-                report = await TwinRepository(store).create_from_dir(twin_dir, embedder=Embedder())
+                report = await create_twin_from_folder(store, twin_dir, embedder=Embedder())
                 self._say(
                     f"loaded sample twin {report.twin_id!r}: "
                     f"{report.sources} sources, {report.passages} passages"

@@ -29,11 +29,11 @@ from typing import Any, Final
 import numpy as np
 
 from twincast.runtime import EXAMPLES, valkey_server
-from twincast_reasoning.corpus import Passage, embedding_text, load_corpus, load_profile
-from twincast_reasoning.embeddings import DIM, Embedder
-from twincast_reasoning.engine import SCOPES_HEARD
-from twincast_reasoning.index import TwinIndexCache
-from twincast_reasoning.twins import SourceRecord, TwinRepository
+from twincast_reasoning.corpus.passages import Passage, embedding_text
+from twincast_reasoning.corpus.twin_folder import load_corpus, load_profile
+from twincast_reasoning.retrieval.embeddings import DIM, Embedder
+from twincast_reasoning.retrieval.index import SCOPES_HEARD, TwinIndexCache
+from twincast_reasoning.retrieval.store import SourceRecord, TwinRepository
 from twincast_shared.contract.events import Scope
 from twincast_shared.store import StateStore
 from twincast_shared.twins import TwinProfile

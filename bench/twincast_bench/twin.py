@@ -20,8 +20,8 @@ from typing import Any
 
 from twincast.client import ask
 from twincast.runtime import EXAMPLES, private_stack
-from twincast_reasoning.corpus import load_corpus, load_profile
-from twincast_reasoning.engine import sentences
+from twincast_reasoning.corpus.twin_folder import load_corpus, load_profile
+from twincast_reasoning.words import sentences
 from twincast_shared.settings import CommonSettings
 from twincast_testkit.stats import percentile
 

@@ -12,7 +12,7 @@ import dataclasses
 import re
 from typing import Final
 
-from twincast_reasoning.engine import Answer
+from twincast_reasoning.answering.extractive import Answer
 from twincast_shared.contract import MoodEstimated
 
 MIN_CONFIDENCE: Final = 0.3

@@ -7,7 +7,7 @@ search) and the BM25 statistics (document frequency, average length) only ever s
 guest's scope allows. The results a public guest gets are therefore a function of public
 passages alone: adding, changing or deleting a private source cannot change them.
 
-The index is built from the state store (`twins.py` layout) and kept per twin by
+The index is built from the state store (`retrieval/store.py` layout) and kept per twin by
 `TwinIndexCache`, which reloads when the twin's version counter moves and then re-reads only
 the sources whose record changed.
 """
@@ -23,15 +23,29 @@ from typing import Final, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from twincast_reasoning.corpus import Passage, heading
-from twincast_reasoning.embeddings import DIM
-from twincast_reasoning.engine import _WORD, SCOPES_HEARD, Hit, terms
-from twincast_reasoning.twins import SourceRecord, TwinRepository
+from twincast_reasoning.corpus.passages import Passage, heading
+from twincast_reasoning.retrieval.embeddings import DIM
+from twincast_reasoning.retrieval.store import SourceRecord, TwinRepository
+from twincast_reasoning.words import WORD, terms
 from twincast_shared.contract.events import Scope
 from twincast_shared.twins import TwinProfile
 
 Floats = NDArray[np.float32]
 Ints = NDArray[np.int64]
+
+SCOPES_HEARD: dict[Scope, frozenset[Scope]] = {
+    "public": frozenset({"public"}),
+    "colleagues": frozenset({"public", "colleagues"}),
+    "private": frozenset({"public", "colleagues", "private"}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    passage: Passage
+    score: float
+    coverage: float
+
 
 LEVEL: Final[dict[Scope, int]] = {scope: len(heard) - 1 for scope, heard in SCOPES_HEARD.items()}
 # The prefix layout is only sound if every scope hears exactly the scopes at or below its level.
@@ -109,7 +123,7 @@ class _Vocabulary:
 
     def term_ids(self, text: str) -> list[int]:
         words = self._words
-        found = _WORD.findall(text.lower())
+        found = WORD.findall(text.lower())
         for word in found:
             if word not in words:
                 stemmed = terms(word)
@@ -387,9 +401,9 @@ class HybridIndex:
     def _keyword(self, query: str, limit: int) -> tuple[Floats, Floats, float]:
         """BM25, matched IDF weight per row, and the query's total IDF weight.
 
-        As in `KeywordIndex`, a term weighs `max(idf, 1)`, over the rows in scope. A term no row
-        in scope holds weighs the IDF of a term seen nowhere (`KeywordIndex` gives it 1, so
-        "your opinion on cryptocurrency" counts as 77% covered by any passage with "opinion")."""
+        A term weighs `max(idf, 1)`, over the rows in scope. A term no row in scope holds weighs
+        the IDF of a term seen nowhere (weighing it 1 would count "your opinion on
+        cryptocurrency" as 77% covered by any passage with "opinion")."""
         scores = np.zeros(limit, dtype=np.float32)
         matched = np.zeros(limit, dtype=np.float32)
         total = 0.0

@@ -5,7 +5,7 @@ A file is unchanged when every source it gave has the same `sha256`, a fingerpri
 INGEST_FORMAT, the file's bytes and the `sources.toml` rule that applies to it: editing the
 manifest re-indexes exactly the files it covers, moving INGEST_FORMAT (after a change to
 parsing or chunking) re-indexes everything once, and sources written by other means (such as
-`TwinRepository.create_from_dir`, with zero vectors) are re-indexed on the first run.
+`create_twin_from_folder`, with zero vectors) are re-indexed on the first run.
 Unchanged files are not parsed; changed and new ones are parsed and embedded (a passage whose
 text the source already had keeps its vector); sources whose files are gone from the scanned
 part of the corpus are removed. Logs carry paths and counts, never the owner's text.
@@ -26,19 +26,11 @@ from typing import Protocol
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from twincast_reasoning.corpus import EMBEDDING_FORMAT, CorpusError, embedding_text
-from twincast_reasoning.sources import (
-    MANIFEST,
-    MAX_SOURCE_BYTES,
-    Manifest,
-    ManifestRule,
-    ParsedFile,
-    ParsedSource,
-    SourceError,
-    load_manifest,
-    parse_bytes,
-)
-from twincast_reasoning.twins import SourceRecord, TwinRepository
+from twincast_reasoning.corpus.formats import MAX_SOURCE_BYTES, parse_bytes
+from twincast_reasoning.corpus.manifest import MANIFEST, Manifest, ManifestRule, load_manifest
+from twincast_reasoning.corpus.passages import EMBEDDING_FORMAT, CorpusError, embedding_text
+from twincast_reasoning.corpus.sources import ParsedFile, ParsedSource, SourceError
+from twincast_reasoning.retrieval.store import SourceRecord, TwinRepository
 from twincast_shared.store import StateStore, key
 
 log = logging.getLogger(__name__)

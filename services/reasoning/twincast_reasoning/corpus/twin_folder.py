@@ -1,4 +1,8 @@
-"""The owner's material: a twin folder (twin.toml + corpus/*.md) read into profile and passages."""
+"""A twin folder as the sample twin is written: `twin.toml` and Markdown notes with front matter.
+
+`load_corpus` reads one passage per paragraph, unchunked; an owner's own corpus goes through
+`corpus.ingest` and `corpus.formats`, which share the front matter and block splitting here.
+"""
 
 from __future__ import annotations
 
@@ -7,56 +11,13 @@ import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
-from twincast_shared.contract import InputError
-from twincast_shared.contract.events import Scope
+from twincast_reasoning.corpus.passages import CorpusError, Passage, SkippedFile, check_scope
 from twincast_shared.twins import TwinProfile
 
 MAX_FILE_BYTES = 2 * 1024 * 1024
 _FRONT = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.S)
-
-
-class Passage(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    source_id: str
-    title: str
-    date: str | None
-    origin: str | None
-    scope: Scope
-    section: str | None
-    paragraph: int
-    text: str
-    location: str | None = None
-
-
-def heading(passage: Passage) -> str:
-    """Where the passage stands: its source's title, and its section when that says more."""
-    section = passage.section
-    if section and section.strip().lower() != passage.title.strip().lower():
-        return f"{passage.title}, {section}"
-    return passage.title
-
-
-# Names what `embedding_text` makes; a stored vector made another way is not reused.
-EMBEDDING_FORMAT = "heading. text/1"
-
-
-def embedding_text(passage: Passage) -> str:
-    """What a passage's vector is made of: the text under its heading, so that a paragraph
-    that never names its topic ("Keep a field notebook…" under "Advice for students") is
-    still found by it."""
-    return f"{heading(passage)}. {passage.text}"
-
-
-class CorpusError(InputError):
-    pass
-
-
-class SkippedFile(BaseModel):
-    path: str
-    reason: str
 
 
 def load_profile(twin_dir: Path) -> TwinProfile:
@@ -89,12 +50,6 @@ def split_front_matter(
             raise CorpusError(f"{source_id}: front matter line without ':': {line[:40]!r}")
         meta[name.strip().lower()] = value.strip()
     return meta, text[match.end() :]
-
-
-def check_scope(source_id: str, value: str) -> Scope:
-    if value not in ("public", "colleagues", "private"):
-        raise CorpusError(f"{source_id}: scope must be public, colleagues or private")
-    return value  # type: ignore[return-value]
 
 
 def markdown_blocks(body: str) -> Iterator[tuple[str | None, str]]:

@@ -12,7 +12,7 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from twincast_reasoning.engine import sentences, terms
+from twincast_reasoning.words import sentences, terms
 from twincast_shared.store import StateStore, key
 
 HISTORY_TURNS: Final = 8

@@ -17,7 +17,9 @@ from typing import Protocol
 
 import aiohttp
 
-from twincast_reasoning.engine import Answer, ExtractiveComposer, Hit, sentences, terms
+from twincast_reasoning.answering.extractive import Answer, ExtractiveComposer
+from twincast_reasoning.retrieval.index import Hit
+from twincast_reasoning.words import sentences, terms
 from twincast_shared.twins import TwinProfile
 
 INSTRUCTIONS = """Rewrite the notes as a short spoken answer to the question. Speak as the \

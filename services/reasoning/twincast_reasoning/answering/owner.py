@@ -7,9 +7,10 @@ from typing import Final
 
 from pydantic import BaseModel, ConfigDict
 
-from twincast_reasoning.corpus import Passage
-from twincast_reasoning.engine import Answer, sentences, terms
-from twincast_reasoning.index import RetrievalHit
+from twincast_reasoning.answering.extractive import Answer
+from twincast_reasoning.corpus.passages import Passage
+from twincast_reasoning.retrieval.index import RetrievalHit
+from twincast_reasoning.words import sentences, terms
 from twincast_shared.contract import ReplyDrafted
 from twincast_shared.store import StateStore, key
 

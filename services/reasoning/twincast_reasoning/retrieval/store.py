@@ -7,31 +7,29 @@ Layout (every key under `twincast:twin:<twin>`):
 - `:vectors:<source_key>`   float32 bytes, one 384-d row per passage, same order
 - `:version`                incremented on every change; replicas reload when it moves
 `source_key` is a short hash of the source_id (source ids are paths, not key-safe tokens).
+
+Knows nothing of where passages come from (`corpus/`) or how they are searched (`index.py`).
 """
 
 from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from twincast_reasoning.corpus import (
-    EMBEDDING_FORMAT,
-    Passage,
-    SkippedFile,
-    embedding_text,
-    load_corpus,
-    load_profile,
-)
-from twincast_reasoning.embeddings import DIM, Embedder
+from twincast_reasoning.corpus.passages import Passage
+from twincast_reasoning.retrieval.embeddings import DIM
 from twincast_shared.contract.events import Scope
 from twincast_shared.store import StateStore, key
 from twincast_shared.twins import TwinProfile, get_profile
 
 _PASSAGES = TypeAdapter(list[Passage])
+
+
+class UnknownTwin(LookupError):
+    pass
 
 
 class SourceRecord(BaseModel):
@@ -48,13 +46,6 @@ class SourceRecord(BaseModel):
     # How the vectors were made (corpus.EMBEDDING_FORMAT); "" for zero or older vectors.
     embedding: str = ""
     ingested_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
-
-
-class IngestReport(BaseModel):
-    twin_id: str
-    passages: int
-    sources: int
-    skipped: list[SkippedFile]
 
 
 def source_key(source_id: str) -> str:
@@ -122,42 +113,3 @@ class TwinRepository:
         for source_id in sorted(await self.sources(twin_id)):
             out.extend(await self.source_passages(twin_id, source_id))
         return out
-
-    async def create_from_dir(
-        self, twin_dir: Path, *, embedder: Embedder | None = None
-    ) -> IngestReport:
-        """The simple path for the sample twin: profile and Markdown corpus; without an
-        embedder the vectors are zero and retrieval falls back to keywords."""
-        profile = load_profile(twin_dir)
-        passages, skipped = load_corpus(twin_dir / "corpus")
-        await self.put_profile(profile)
-        by_source: dict[str, list[Passage]] = {}
-        for passage in passages:
-            by_source.setdefault(passage.source_id, []).append(passage)
-        for source_id, items in by_source.items():
-            path = twin_dir / "corpus" / source_id
-            first = items[0]
-            await self.put_source(
-                profile.id,
-                SourceRecord(
-                    source_id=source_id,
-                    title=first.title,
-                    date=first.date,
-                    origin=first.origin,
-                    scope=first.scope,
-                    sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
-                    size=path.stat().st_size,
-                    passages=len(items),
-                    embedding=EMBEDDING_FORMAT if embedder is not None else "",
-                ),
-                items,
-                embedder.embed([embedding_text(p) for p in items])
-                if embedder is not None
-                else np.zeros((len(items), DIM), dtype=np.float32),
-            )
-        return IngestReport(
-            twin_id=profile.id,
-            passages=len(passages),
-            sources=len(by_source),
-            skipped=skipped,
-        )

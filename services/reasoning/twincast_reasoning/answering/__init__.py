@@ -1,0 +1,1 @@
+"""A question into the twin's answer: the engine, its composers, memory, tone and the owner."""
