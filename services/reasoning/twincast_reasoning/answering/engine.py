@@ -33,13 +33,7 @@ from twincast_reasoning.retrieval.store import UnknownTwin
 from twincast_shared.contract import ReplyDrafted
 from twincast_shared.floor import Floor, Shadow
 from twincast_shared.moods import get_guest_mood
-from twincast_shared.sessions import (
-    SessionInfo,
-    UnknownSession,
-    get_session,
-    next_turn,
-    peek_turn,
-)
+from twincast_shared.sessions import SessionInfo, UnknownSession, get_session, next_turn, peek_turn
 from twincast_shared.store import StateStore
 from twincast_shared.telemetry import PII_PREFIX
 from twincast_shared.twins import TwinProfile

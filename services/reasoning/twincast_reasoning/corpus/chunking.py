@@ -12,11 +12,7 @@ from pathlib import Path
 from typing import Final
 
 from twincast_reasoning.corpus.passages import Passage
-from twincast_reasoning.corpus.sources import (
-    ParsedSource,
-    SourceError,
-    SourceMeta,
-)
+from twincast_reasoning.corpus.sources import ParsedSource, SourceError, SourceMeta
 from twincast_reasoning.words import sentences
 
 MIN_WORDS: Final = 40

@@ -14,9 +14,7 @@ from pathlib import Path
 from typing import Final
 
 from twincast_reasoning.corpus.passages import CorpusError, check_scope
-from twincast_reasoning.corpus.sources import (
-    SourceMeta,
-)
+from twincast_reasoning.corpus.sources import SourceMeta
 
 MANIFEST: Final = "sources.toml"
 

@@ -7,10 +7,7 @@ import re
 from dataclasses import replace
 
 from twincast_reasoning.corpus.passages import CorpusError, check_scope
-from twincast_reasoning.corpus.sources import (
-    SourceError,
-    SourceMeta,
-)
+from twincast_reasoning.corpus.sources import SourceError, SourceMeta
 from twincast_reasoning.corpus.twin_folder import split_front_matter
 from twincast_shared.contract.events import Scope
 

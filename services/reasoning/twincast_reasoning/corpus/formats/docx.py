@@ -4,16 +4,8 @@ from __future__ import annotations
 
 import io
 
-from twincast_reasoning.corpus.chunking import (
-    chunk,
-    numbered,
-    parsed_source,
-)
-from twincast_reasoning.corpus.sources import (
-    ParsedSource,
-    SourceError,
-    SourceMeta,
-)
+from twincast_reasoning.corpus.chunking import chunk, numbered, parsed_source
+from twincast_reasoning.corpus.sources import ParsedSource, SourceError, SourceMeta
 
 
 def parse_docx_source(rel: str, data: bytes, defaults: SourceMeta) -> ParsedSource:

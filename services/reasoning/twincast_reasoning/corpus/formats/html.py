@@ -6,21 +6,9 @@ import re
 from html.parser import HTMLParser
 from typing import Final
 
-from twincast_reasoning.corpus.chunking import (
-    chunk,
-    numbered,
-    parsed_source,
-)
-from twincast_reasoning.corpus.formats.common import (
-    decode_text,
-    normal_date,
-    with_found,
-)
-from twincast_reasoning.corpus.sources import (
-    ParsedSource,
-    SourceError,
-    SourceMeta,
-)
+from twincast_reasoning.corpus.chunking import chunk, numbered, parsed_source
+from twincast_reasoning.corpus.formats.common import decode_text, normal_date, with_found
+from twincast_reasoning.corpus.sources import ParsedSource, SourceError, SourceMeta
 
 _HTML_SKIP: Final = frozenset(
     {"script", "style", "noscript", "template", "svg", "nav", "footer", "aside", "form",

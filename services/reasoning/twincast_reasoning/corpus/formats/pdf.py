@@ -8,17 +8,8 @@ from __future__ import annotations
 import io
 import re
 
-from twincast_reasoning.corpus.chunking import (
-    Block,
-    chunk,
-    own_location,
-    parsed_source,
-)
-from twincast_reasoning.corpus.sources import (
-    ParsedSource,
-    SourceError,
-    SourceMeta,
-)
+from twincast_reasoning.corpus.chunking import Block, chunk, own_location, parsed_source
+from twincast_reasoning.corpus.sources import ParsedSource, SourceError, SourceMeta
 
 _HYPHEN = re.compile(r"(\w)-\n(?=[a-z])")
 

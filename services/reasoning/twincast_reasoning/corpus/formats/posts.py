@@ -8,25 +8,11 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, Final
 
-from twincast_reasoning.corpus.chunking import (
-    Block,
-    Chunk,
-    Locate,
-    chunk,
-    parsed_source,
-)
-from twincast_reasoning.corpus.formats.common import (
-    normal_date,
-    with_found,
-)
+from twincast_reasoning.corpus.chunking import Block, Chunk, Locate, chunk, parsed_source
+from twincast_reasoning.corpus.formats.common import normal_date, with_found
 from twincast_reasoning.corpus.formats.html import html_pairs
 from twincast_reasoning.corpus.passages import SkippedFile
-from twincast_reasoning.corpus.sources import (
-    ParsedFile,
-    ParsedSource,
-    SourceError,
-    SourceMeta,
-)
+from twincast_reasoning.corpus.sources import ParsedFile, ParsedSource, SourceError, SourceMeta
 from twincast_reasoning.words import sentences
 
 _POST_TEXT: Final = ("text", "content", "body")

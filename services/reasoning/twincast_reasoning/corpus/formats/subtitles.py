@@ -17,11 +17,7 @@ from twincast_reasoning.corpus.chunking import (
     split_long,
     word_count,
 )
-from twincast_reasoning.corpus.sources import (
-    ParsedSource,
-    SourceError,
-    SourceMeta,
-)
+from twincast_reasoning.corpus.sources import ParsedSource, SourceError, SourceMeta
 
 _TIME = r"(?:(\d{1,3}):)?(\d{1,2}):(\d{2})(?:[.,](\d{1,3}))?"
 _CUE = re.compile(rf"^\s*{_TIME}\s*-->\s*{_TIME}")

@@ -5,19 +5,9 @@ from __future__ import annotations
 import html
 import re
 
-from twincast_reasoning.corpus.chunking import (
-    chunk,
-    numbered,
-    parsed_source,
-)
-from twincast_reasoning.corpus.formats.common import (
-    front_matter,
-    with_found,
-)
-from twincast_reasoning.corpus.sources import (
-    ParsedSource,
-    SourceMeta,
-)
+from twincast_reasoning.corpus.chunking import chunk, numbered, parsed_source
+from twincast_reasoning.corpus.formats.common import front_matter, with_found
+from twincast_reasoning.corpus.sources import ParsedSource, SourceMeta
 from twincast_reasoning.corpus.twin_folder import markdown_blocks
 
 _FENCE = re.compile(r"^(```|~~~).*?^\1[^\n]*$", re.M | re.S)
