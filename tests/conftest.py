@@ -174,3 +174,39 @@ async def run_twincast(*args: str, timeout_s: float = 180) -> tuple[int, str, st
     out, err = await asyncio.wait_for(process.communicate(), timeout=timeout_s)
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
+
+
+# What makes a test slow: a real server behind one of these fixtures, or a model its module loads.
+_SERVER_FIXTURES = frozenset(
+    {"nats_url", "redis_url", "settings", "store", "stack", "nc", "client_bus", "open_guest"}
+)
+_MODEL_MODULES = frozenset(
+    {
+        "test_stt_streaming",
+        "test_tts",
+        "test_index",
+        "test_ingest",
+        "test_composers",
+        "test_twin_face",
+        "test_avatar",
+        "test_browser",
+        "test_browser_console",
+        "test_up",
+        "test_cli",
+        "test_ask",
+        "test_bench_bus",
+        "test_mood_engine",
+        "test_gateway_rtc",
+        "test_manifests",
+    }
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = (
+            item.module.__name__.rsplit(".", 1)[-1] if isinstance(item, pytest.Function) else ""
+        )
+        if module in _MODEL_MODULES or _SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            continue
+        item.add_marker(pytest.mark.fast)
