@@ -1,18 +1,19 @@
-"""One live session at the gateway: its peers, its media, its captions. Knows nothing of NATS."""
+"""One live session at the gateway: its peers, its media, its captions. Knows nothing of NATS.
+
+Which replies are heard is `Playout`'s to decide; the connections are `Peers`'; this joins
+them to the media (voice out, face out, the guest's and the owner's voices in).
+"""
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-import uuid
-from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import av
-from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCDataChannel, RTCSessionDescription
 from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamTrack
 
@@ -27,6 +28,8 @@ from twincast_gateway.session.media import (
     set_audio_prefetch,
 )
 from twincast_gateway.session.owner_voice import OWNER_FRAME_S, OwnerVoicePump, viseme_for
+from twincast_gateway.session.peers import Peer, PeerRole, Peers, send
+from twincast_gateway.session.playout import Playout
 from twincast_gateway.session.uplink import BargeInGuard
 from twincast_shared.contract import (
     GUEST_SAMPLE_RATE,
@@ -40,16 +43,33 @@ from twincast_shared.contract import (
     UtteranceTranscribed,
     VisemeTrack,
 )
+from twincast_shared.contract.datachannel import (
+    MAX_MESSAGE_BYTES,
+    Caption,
+    Draft,
+    ErrorMessage,
+    Floor,
+    Hello,
+    Interrupted,
+    MessageError,
+    Mood,
+    Reply,
+    Speaking,
+    ToPage,
+    parse_page_message,
+    to_page,
+)
 from twincast_shared.floor import Holding
 from twincast_shared.sessions import SessionInfo
 from twincast_shared.tasks import TaskOwner
 
 log = logging.getLogger(__name__)
 
-PeerRole = Literal["guest", "viewer", "ingest", "owner"]
+__all__ = ["Face", "LiveSession", "PeerRole", "SessionStats", "SignallingError", "Speaker"]
+
 Speaker = Literal["twin", "owner"]
 MAX_SDP_BYTES = 64 * 1024
-MAX_GUEST_MESSAGE = 8 * 1024
+MAX_GUEST_MESSAGE = MAX_MESSAGE_BYTES
 UPLINK_PREFETCH = 0
 OWNER_MAX_LEAD = 3 * SAMPLE_RATE // 50  # 60 ms of the owner's voice waiting to be sent
 
@@ -87,22 +107,6 @@ class SessionStats:
     flushed_at: list[float] = field(default_factory=list)
 
 
-@dataclass
-class _Held:
-    """A provisional reply, kept silent until its utterance ends."""
-
-    utterance: str
-    items: list[ReplyChunk | VisemeTrack | PcmChunk] = field(default_factory=list)
-
-
-@dataclass
-class _Peer:
-    pc: RTCPeerConnection
-    role: PeerRole
-    events: list[RTCDataChannel] = field(default_factory=list)
-    animation: list[RTCDataChannel] = field(default_factory=list)
-
-
 class LiveSession:
     def __init__(
         self,
@@ -137,18 +141,14 @@ class LiveSession:
         self.stats = SessionStats()
         self._audio = TwinAudioTrack(clock=self.clock, speech=self.speech, on_sound=self._sounded)
         self._video = AvatarVideoTrack(clock=self.clock, fps=fps, source=self._frame)
-        self.barge = BargeInGuard(speech=self.speech, face=face, notify=self._broadcast)
+        self.barge = BargeInGuard(
+            speech=self.speech, face=face, notify=lambda m: self._broadcast(to_page(m))
+        )
         self._relay = MediaRelay()
-        self._peers: dict[str, _Peer] = {}
+        self._peers = Peers(rtc, on_gone=self._gone)
         self._tasks = TaskOwner(f"session {self.id}")
-        self._placed: dict[tuple[str, int], int] = {}
-        self._waiting_visemes: dict[tuple[str, int], VisemeTrack] = {}
-        self._replies: set[str] = set()
-        self._cancelled: set[str] = set()
-        self._held: dict[str, _Held] = {}
-        self._released: dict[str, str] = {}
+        self.playout = Playout()
         self._resample = StreamResampler()
-        self._ended: deque[str] = deque(maxlen=64)
         self._closed = False
 
     @property
@@ -165,12 +165,10 @@ class LiveSession:
             raise SignallingError("SDP offer is empty or larger than 64 KiB")
         if not offer_sdp.lstrip().startswith("v=0"):
             raise SignallingError("SDP offer must start with v=0")
-        peer_id = uuid.uuid4().hex
-        pc = RTCPeerConnection(configuration=self._rtc)
-        peer = _Peer(pc, role)
-        self._peers[peer_id] = peer
+        peer = self._peers.open(role)
+        peer_id, pc = peer.id, peer.pc
         try:
-            self._wire(peer_id, peer)
+            self._wire(peer)
             try:
                 await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
             except Exception as error:  # aiortc raises many types for malformed SDP
@@ -193,7 +191,7 @@ class LiveSession:
             answer = await pc.createAnswer()
             await pc.setLocalDescription(answer)
         except BaseException:
-            await self._drop(peer_id, notify=False)
+            await self._peers.drop(peer_id, notify=False)
             raise
         return peer_id, pc.localDescription.sdp
 
@@ -203,13 +201,13 @@ class LiveSession:
 
     @property
     def guests(self) -> int:
-        return sum(peer.role != "owner" for peer in self._peers.values())
+        return sum(peer.role != "owner" for peer in self._peers)
 
     async def hang_up(self, peer_id: str) -> None:
-        await self._drop(peer_id, notify=True)
+        await self._peers.drop(peer_id, notify=True)
 
-    def _wire(self, peer_id: str, peer: _Peer) -> None:
-        pc = peer.pc
+    def _wire(self, peer: Peer) -> None:
+        pc, peer_id = peer.pc, peer.id
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
@@ -249,24 +247,15 @@ class LiveSession:
                 def on_message(message: str | bytes) -> None:
                     self._tasks.spawn(self._guest_message(channel, message), name="guest message")
 
-        @pc.on("connectionstatechange")
-        async def on_state() -> None:
-            if pc.connectionState in ("failed", "closed"):
-                await self._drop(peer_id, notify=True)
-
     def _hello(self, channel: RTCDataChannel) -> None:
-        _send(channel, {"type": "hello", "session_id": self.id, "twin": self.info.twin_id})
+        send(channel, Hello(session_id=self.id, twin=self.info.twin_id))
 
     async def _guest_message(self, channel: RTCDataChannel, message: str | bytes) -> None:
         try:
-            if len(message) > MAX_GUEST_MESSAGE:
-                raise ValueError("message larger than 8 KiB")
-            data = json.loads(message)
-            if not isinstance(data, dict) or data.get("type") != "text":
-                raise ValueError('expected {"type": "text", "text": "..."}')
-            event = GuestTextSubmitted(session_id=self.id, text=str(data.get("text", "")))
-        except (ValueError, TypeError) as error:
-            _send(channel, {"type": "error", "error": f"message refused: {error}"[:300]})
+            text = parse_page_message(message, limit=MAX_GUEST_MESSAGE)
+            event = GuestTextSubmitted(session_id=self.id, text=text.text)
+        except (MessageError, ValueError) as error:
+            send(channel, ErrorMessage(error=f"message refused: {error}"[:300]))
             return
         await self._publish_text(event)
 
@@ -274,12 +263,8 @@ class LiveSession:
         if self._guest_voice is track:
             self._guest_voice = None
 
-    async def _drop(self, peer_id: str, *, notify: bool) -> None:
-        peer = self._peers.pop(peer_id, None)
-        if peer is None:
-            return
-        await peer.pc.close()
-        self.barge.forget(peer_id)
+    async def _gone(self, peer: Peer, notify: bool) -> None:
+        self.barge.forget(peer.id)
         # A session lives while its guests do; a console watching it does not keep it open.
         if notify and not self.guests:
             await self._on_empty(self)
@@ -291,76 +276,42 @@ class LiveSession:
         self.barge.close()
         self._audio.stop()
         self._video.stop()
-        for peer_id in list(self._peers):
-            await self._drop(peer_id, notify=False)
+        await self._peers.close()
         await self._tasks.close()
 
     # What the rest of the system says about the session
 
     def on_reply(self, chunk: ReplyChunk) -> None:
-        if chunk.reply_id in self._cancelled:
-            return
-        if self.floor is not None and chunk.author == "twin":
-            # An answer that crossed the owner's takeover on its way: the owner has the floor.
-            self._cancelled.add(chunk.reply_id)
-            return
-        utterance = chunk.utterance_id
-        if chunk.provisional and utterance is not None and utterance not in self._ended:
-            if chunk.reply_id not in self._held:
-                # A newer speculation (the guest went on after a pause) replaces the older.
-                self._drop_held(utterance)
-                self._held[chunk.reply_id] = _Held(utterance)
-            self._held[chunk.reply_id].items.append(chunk)
-            return
-        if not chunk.provisional and utterance is not None:
-            # The turn ended with other words than the speculative ones: that answer goes,
-            # even if it had started to play.
-            self._drop_held(utterance)
-            released = self._released.pop(utterance, None)
-            if released is not None and released != chunk.reply_id:
-                self._cancelled.add(released)
-                self._replies.discard(released)
-                self.speech.flush()
-                self._face.flush(self.clock.now())
-        self._show_reply(chunk)
-
-    def _drop_held(self, utterance: str) -> None:
-        for reply_id, held in list(self._held.items()):
-            if held.utterance == utterance:
-                del self._held[reply_id]
-                self._cancelled.add(reply_id)
+        verdict = self.playout.reply(chunk, floor_held=self.floor is not None)
+        if verdict == "cut_and_show":
+            self.speech.flush()
+            self._face.flush(self.clock.now())
+        if verdict in ("show", "cut_and_show"):
+            self._show_reply(chunk)
 
     def on_speech_ended(self, utterance: str) -> None:
         """The turn is over: a provisional answer to it is heard now, in the order it came."""
-        self._ended.append(utterance)
-        for reply_id, held in list(self._held.items()):
-            if held.utterance != utterance:
-                continue
-            del self._held[reply_id]
-            self._released[utterance] = reply_id
-            for item in held.items:
-                if isinstance(item, ReplyChunk):
-                    self._show_reply(item)
-                elif isinstance(item, VisemeTrack):
-                    self.on_visemes(item)
-                else:
-                    self.on_speech(item)
+        for item in self.playout.speech_ended(utterance):
+            if isinstance(item, ReplyChunk):
+                self.on_reply(item)
+            elif isinstance(item, VisemeTrack):
+                self.on_visemes(item)
+            else:
+                self.on_speech(item)
 
     def _show_reply(self, chunk: ReplyChunk) -> None:
-        self._replies.add(chunk.reply_id)
         if chunk.seq == 0:
             self._face.express(chunk.expression)
         self._broadcast(
-            {
-                "type": "reply",
-                "reply_id": chunk.reply_id,
-                "seq": chunk.seq,
-                "text": chunk.text,
-                "final": chunk.final,
-                "deferred": chunk.deferred,
-                "author": chunk.author,
-                "citations": [c.model_dump(exclude_none=True) for c in chunk.citations],
-            }
+            Reply(
+                reply_id=chunk.reply_id,
+                seq=chunk.seq,
+                text=chunk.text,
+                final=chunk.final,
+                deferred=chunk.deferred,
+                author=chunk.author,
+                citations=chunk.citations,
+            )
         )
         self.audit(
             kind="spoken",
@@ -393,27 +344,25 @@ class LiveSession:
 
     def on_transcript(self, event: UtteranceTranscribed) -> None:
         self._broadcast(
-            {
-                "type": "caption",
-                "who": event.speaker,
-                "utterance_id": event.utterance_id,
-                "text": event.text,
-                "final": event.final,
-            }
+            Caption(
+                who=event.speaker,
+                utterance_id=event.utterance_id,
+                text=event.text,
+                final=event.final,
+            )
         )
         if event.speaker == "owner" and event.final and event.text.strip():
             self.audit(kind="spoken", speaker="owner", author="owner", text=event.text)
 
     def on_draft(self, draft: ReplyDrafted) -> None:
         self._broadcast(
-            {
-                "type": "draft",
-                "draft_id": draft.draft_id,
-                "question": draft.question,
-                "text": " ".join(draft.sentences),
-                "deferred": draft.deferred,
-                "citations": [c.model_dump(exclude_none=True) for c in draft.citations],
-            },
+            Draft(
+                draft_id=draft.draft_id,
+                question=draft.question,
+                text=" ".join(draft.sentences),
+                deferred=draft.deferred,
+                citations=draft.citations,
+            ),
             owners_only=True,
         )
 
@@ -423,11 +372,11 @@ class LiveSession:
         """The owner's console holds the floor: the twin stops, mid-word if it was talking."""
         self.floor = holding
         self._silence_twin(why="the owner took over")
-        self._broadcast({"type": "floor", "holder": "owner", "console": holding.holder})
+        self._broadcast(Floor(holder="owner", console=holding.holder))
 
-    def hand_back(self, *, reason: str) -> None:
+    def hand_back(self, *, reason: Literal["owner", "expired"]) -> None:
         self.floor = None
-        self._broadcast({"type": "floor", "holder": "twin", "reason": reason})
+        self._broadcast(Floor(holder="twin", reason=reason))
 
     async def _owner_voice(self, peer_id: str, out: Any, stt: Any) -> None:
         floor = self.floor
@@ -455,12 +404,7 @@ class LiveSession:
     def on_mood(self, event: MoodEstimated) -> None:
         if event.whose == "guest":
             self._broadcast(
-                {
-                    "type": "mood",
-                    "label": event.label,
-                    "valence": event.valence,
-                    "arousal": event.arousal,
-                },
+                Mood(label=event.label, valence=event.valence, arousal=event.arousal),
                 owners_only=True,
             )
             self._face.set_mood(label=event.label, valence=event.valence, arousal=event.arousal)
@@ -471,7 +415,7 @@ class LiveSession:
         """Barge-in: the guest talks over the twin, so everything queued goes."""
         if self.floor is not None:
             # Two people talking: the owner's voice is not the twin's to cut.
-            self._cancelled |= self._replies
+            self.playout.cancel_heard()
             return
         self._silence_twin(why="the guest spoke")
 
@@ -483,47 +427,28 @@ class LiveSession:
                 self.audit(kind="cut", speaker="system", reply_id=reply, text=f"cut off: {why}")
         dropped = self.speech.flush()
         self._face.flush(now)
-        self._cancelled |= self._replies | set(self._held)
-        self._replies.clear()
-        self._held.clear()
-        self._waiting_visemes.clear()
-        self._placed.clear()
+        self.playout.cut()
         if dropped:
             self.stats.flushed_at.append(time.monotonic())
-            self._broadcast({"type": "interrupted"})
+            self._broadcast(Interrupted())
 
     def on_speech(self, chunk: PcmChunk) -> None:
-        if chunk.stream in self._cancelled or not (chunk.pcm or chunk.last):
+        if self.playout.speech(chunk) != "play":
             return
-        if (held := self._held.get(chunk.stream)) is not None:
-            held.items.append(chunk)
-            return
-        self._replies.add(chunk.stream)
         samples = self._resample.convert(
             chunk.stream, chunk.pcm, chunk.sample_rate, last=chunk.last
         )
         start = self.speech.schedule(samples, tag=chunk.stream)
-        key = (chunk.stream, chunk.seq)
-        self._placed[key] = start
-        track = self._waiting_visemes.pop(key, None)
+        track = self.playout.placed(chunk, start)
         if track is not None:
             self._animate(track, start)
 
     def on_visemes(self, track: VisemeTrack) -> None:
-        if track.reply_id in self._cancelled:
-            return
-        if (held := self._held.get(track.reply_id)) is not None:
-            held.items.append(track)
-            return
-        key = (track.reply_id, track.seq)
-        start = self._placed.pop(key, None)
-        if start is None:
-            self._waiting_visemes[key] = track
-        else:
+        start = self.playout.visemes(track)
+        if isinstance(start, int):
             self._animate(track, start)
 
     def _animate(self, track: VisemeTrack, start: int) -> None:
-        self._placed.pop((track.reply_id, track.seq), None)
         rate = track.sample_rate
         self._face.speak(
             [(v.viseme, v.start / rate, v.end / rate) for v in track.visemes],
@@ -537,15 +462,11 @@ class LiveSession:
                 self.stats.first_sound[reply] = now
                 # `at` is CLOCK_MONOTONIC, one clock for every process on the host: a client on
                 # the same host can tell the gateway's part of the latency from the network's.
-                self._broadcast({"type": "speaking", "reply_id": reply, "at": now})
+                self._broadcast(Speaking(reply_id=reply, at=now))
 
     def _frame(self, t: float, pts: int) -> av.VideoFrame:
         frame, animation = self._face.frame(t, pts, session_id=self.id)
-        payload = animation.model_dump_json()
-        for peer in self._peers.values():
-            for channel in peer.animation:
-                if channel.readyState == "open":
-                    channel.send(payload)
+        self._peers.animate(animation.model_dump_json())
         if not self._closed:
             self._tasks.spawn(self._animate_bus(animation), name="animation")
         return frame
@@ -556,14 +477,5 @@ class LiveSession:
         except Exception as error:  # the face must not stop because the bus hiccups
             log.debug("animation frame not published: %s", error)
 
-    def _broadcast(self, message: dict[str, Any], *, owners_only: bool = False) -> None:
-        for peer in self._peers.values():
-            if owners_only and peer.role != "owner":
-                continue
-            for channel in peer.events:
-                _send(channel, message)
-
-
-def _send(channel: RTCDataChannel, message: dict[str, Any]) -> None:
-    if channel.readyState == "open":
-        channel.send(json.dumps(message))
+    def _broadcast(self, message: ToPage, *, owners_only: bool = False) -> None:
+        self._peers.broadcast(message, owners_only=owners_only)

@@ -33,6 +33,7 @@ import numpy as np
 
 from twincast_gateway.session.media import SAMPLE_RATE, SpeechOut
 from twincast_shared.contract import GUEST_SAMPLE_RATE
+from twincast_shared.contract.datachannel import Ducked, Resumed
 
 FRAME_S = 0.02
 OWNER_TAG = "owner"  # LiveSession's tag on the owner's voice in SpeechOut
@@ -118,7 +119,7 @@ class BargeInGuard:
     """Pauses the twin when the guest's voice comes up while it speaks; see the module doc.
 
     `hear` takes each 20 ms PCM16 frame of the guest's voice (GuestAudioPump calls it).
-    `notify` gets `{"type": "ducked", "at": ...}` and `{"type": "resumed", ...}` messages
+    `notify` gets the JSON objects of `Ducked` and `Resumed` data-channel messages
     (time.monotonic() instants) for the session's clients.
     """
 
@@ -158,7 +159,7 @@ class BargeInGuard:
             at = self._speech.pause()
             self._face.hold(at / SAMPLE_RATE)
             self.ducked_at.append(now)
-            self._tell({"type": "ducked", "at": now})
+            self._tell(Ducked(at=now))
             self._arm()
 
     def _twin_speaking(self) -> bool:
@@ -182,7 +183,7 @@ class BargeInGuard:
         shift = self._speech.resume()
         self._face.resume(shift / SAMPLE_RATE)
         self.resumed_at.append(now)
-        self._tell({"type": "resumed", "at": now})
+        self._tell(Resumed(at=now))
 
     def forget(self, stream: str) -> None:
         """A guest's uplink ended: its voice detector goes with it."""
@@ -204,6 +205,6 @@ class BargeInGuard:
         delay = max(FRAME_S, self._last_voice + self.hold_s - self._clock())
         self._timer = loop.call_later(delay, self._expire)
 
-    def _tell(self, message: dict[str, Any]) -> None:
+    def _tell(self, message: Ducked | Resumed) -> None:
         if self._notify is not None:
-            self._notify(message)
+            self._notify(message.to_dict())
