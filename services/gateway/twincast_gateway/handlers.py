@@ -1,28 +1,30 @@
-"""gateway: the twin's front door. Pages, signalling (JSON, WHIP, WHEP) and the bus side of
-live sessions; the media itself is in `live` and `media`."""
+"""gateway: the twin's front door. This module puts the parts together and is the bus side of
+live sessions: `api/` answers HTTP, `session/` holds the peers and media, `avatar/` the face.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import html
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 
 from aiohttp import web
 
-from twincast_gateway.api.console import OwnerConsole
-from twincast_gateway.api.http import json_error
-from twincast_gateway.api.pages import page_fields, static_text
+from twincast_gateway.api.console import ConsoleContext, OwnerConsole
+from twincast_gateway.api.http import json_error, reply
+from twincast_gateway.api.pages import GuestPages
+from twincast_gateway.api.signalling import GuestSignalling, SignallingContext
 from twincast_gateway.api.signals import OwnerSignalsApi
-from twincast_gateway.api.tokens import JoinClaims, TokenError, TokenSigner, load_or_create_secret
+from twincast_gateway.api.tokens import JoinClaims, TokenSigner, load_or_create_secret
 from twincast_gateway.avatar.faces import NoPortrait, PortraitFaces
 from twincast_gateway.session.ice import configure_ice, rtc_configuration
-from twincast_gateway.session.live import Face, LiveSession, PeerRole, SignallingError
+from twincast_gateway.session.live import Face, LiveSession
 from twincast_gateway.settings import GatewaySettings
-from twincast_shared.bus import EVERY_REPLICA
+from twincast_shared.bus import EVERY_REPLICA, read_audit
 from twincast_shared.contract import (
     TURN_EVENT,
+    AuditRecord,
     MoodEstimated,
     PcmChunk,
     ReplyChunk,
@@ -34,12 +36,13 @@ from twincast_shared.contract import (
     VisemeTrack,
 )
 from twincast_shared.contract import subjects as s
+from twincast_shared.contract.http import ServiceStatus
+from twincast_shared.floor import Floor, Shadow
 from twincast_shared.service import BaseService, ServiceContext, ServiceSpec
 from twincast_shared.sessions import SessionInfo, open_session
 from twincast_shared.twins import TwinProfile, get_profile
 
 WORKERS = ("stt", "reasoning", "mood", "tts")
-MAX_JSON_BYTES = 80 * 1024
 FaceFactory = Callable[[TwinProfile], Awaitable[Face]]
 
 
@@ -78,7 +81,33 @@ class GatewayService(BaseService):
         )
         bus.on_audio(s.TTS_AUDIO, self._speech, queue=EVERY_REPLICA, accept=self._mine)
         bus.on_event(s.DRAFT, ReplyDrafted, self._draft, queue=EVERY_REPLICA, accept=self._mine)
-        self.console = OwnerConsole(self)
+        settings = ctx.settings
+        self.console = OwnerConsole(
+            ConsoleContext(
+                store=ctx.store,
+                sessions=self.sessions,
+                signer=lambda: self.signer,
+                publish=bus.publish,
+                read_audit=self._read_audit,
+                floor=Floor(ctx.store, lease_ms=settings.floor_lease_ms),
+                shadow=Shadow(ctx.store),
+                ice_servers=tuple(settings.ice_servers),
+            )
+        )
+        self._signalling = GuestSignalling(
+            SignallingContext(
+                signer=lambda: self.signer,
+                sessions=self.sessions,
+                open=self._open,
+                end=self._ended,
+            )
+        )
+        self._pages = GuestPages(
+            store=ctx.store,
+            signer=lambda: self.signer,
+            twin=settings.twin,
+            ice_servers=settings.ice_servers,
+        )
 
     @property
     def signer(self) -> TokenSigner:
@@ -102,79 +131,29 @@ class GatewayService(BaseService):
 
     async def close(self) -> None:
         await self.console.close()
-        sessions, self.sessions = list(self.sessions.values()), {}
+        sessions = list(self.sessions.values())
+        self.sessions.clear()
         await asyncio.gather(*(session.close() for session in sessions))
         if self._faces is not None:
             await self._faces.close()
 
     def routes(self) -> Iterable[web.RouteDef]:
         return (
-            web.get("/", self.landing),
-            web.get("/join/{token}", self.join_page),
-            web.get("/static/{name}", self.static),
+            *self._pages.routes(),
             web.get("/api/status", self.status),
-            web.post("/api/sessions", self.create_session),
-            web.delete("/api/sessions/{session}/peers/{peer}", self.hang_up),
-            web.post("/whep", self.whep),
-            web.post("/whip", self.whip),
-            web.delete("/whep/{session}/{peer}", self.hang_up),
-            web.delete("/whip/{session}/{peer}", self.hang_up),
-            web.patch("/whep/{session}/{peer}", self.no_trickle),
-            web.patch("/whip/{session}/{peer}", self.no_trickle),
-            web.options("/whep", self.whip_options),
-            web.options("/whip", self.whip_options),
+            *self._signalling.routes(),
             *self.console.routes(),
             *OwnerSignalsApi(
                 store=self._ctx.store, bus=self._ctx.bus, signer=lambda: self.signer
             ).routes(),
         )
 
-    # Pages
-
-    async def landing(self, _: web.Request) -> web.Response:
-        fields = await page_fields(self._ctx.store, self._settings.twin)
-        body = static_text("landing.html").format(**fields)
-        return web.Response(text=body, content_type="text/html")
-
-    async def join_page(self, request: web.Request) -> web.Response:
-        try:
-            claims = self.signer.verify(request.match_info["token"])
-        except TokenError as error:
-            page = static_text("refused.html").format(reason=html.escape(str(error)))
-            return web.Response(status=401, text=page, content_type="text/html")
-        config = {
-            "token": request.match_info["token"],
-            "iceServers": [
-                server.model_dump(exclude_none=True) for server in self._settings.ice_servers
-            ],
-            "twin": claims.twin,
-        }
-        fields = await page_fields(self._ctx.store, claims.twin)
-        fields["config"] = html.escape(json.dumps(config), quote=True)
-        return web.Response(
-            text=static_text("guest.html").format(**fields), content_type="text/html"
-        )
-
-    async def static(self, request: web.Request) -> web.Response:
-        name = request.match_info["name"]
-        kinds = {
-            "common.js": "text/javascript",
-            "guest.js": "text/javascript",
-            "guest.css": "text/css",
-            "console.js": "text/javascript",
-            "console.css": "text/css",
-        }
-        if name not in kinds:
-            raise web.HTTPNotFound()
-        return web.Response(text=static_text(name), content_type=kinds[name])
-
     async def status(self, _: web.Request) -> web.Response:
         results = await asyncio.gather(*(self._ready(name) for name in WORKERS))
-        return web.json_response(
-            {
-                "services": dict(zip(WORKERS, results, strict=True)),
-                "sessions": len(self.sessions),
-            }
+        return reply(
+            ServiceStatus(
+                services=dict(zip(WORKERS, results, strict=True)), sessions=len(self.sessions)
+            )
         )
 
     async def _ready(self, service: str) -> bool:
@@ -184,101 +163,10 @@ class GatewayService(BaseService):
             return False
         return bool(json.loads(reply.body).get("ready"))
 
-    # Signalling
+    async def _read_audit(self, session_id: str) -> list[AuditRecord]:
+        return await read_audit(self._settings.nats_url, session_id)
 
-    async def create_session(self, request: web.Request) -> web.Response:
-        """The guest page's offer: `{"token", "sdp"}` → `{"session_id", "peer_id", "sdp"}`."""
-        if (request.content_length or 0) > MAX_JSON_BYTES:
-            raise web.HTTPRequestEntityTooLarge(
-                max_size=MAX_JSON_BYTES,
-                actual_size=request.content_length or 0,
-                text=json.dumps({"error": "request larger than 80 KiB"}),
-                content_type="application/json",
-            )
-        try:
-            body = json.loads(await request.text())
-            token, sdp = body["token"], body["sdp"]
-            if not isinstance(token, str) or not isinstance(sdp, str):
-                raise TypeError
-        except (ValueError, KeyError, TypeError):
-            raise json_error(
-                web.HTTPBadRequest, 'expected JSON {"token": str, "sdp": str}'
-            ) from None
-        claims = self._claims(token)
-        session = await self._open(claims)
-        peer, answer = await self._connect(session, sdp, role="guest")
-        return web.json_response(
-            {"session_id": session.id, "peer_id": peer, "type": "answer", "sdp": answer},
-            status=201,
-        )
-
-    async def whep(self, request: web.Request) -> web.Response:
-        """WHEP (play the avatar): POST an SDP offer with a join token as Bearer."""
-        return await self._whip_like(request, role="viewer", path="whep")
-
-    async def whip(self, request: web.Request) -> web.Response:
-        """WHIP (publish a guest's voice into a session): POST an SDP offer, Bearer token.
-
-        `?session=` adds the voice to a session that a WHEP player opened.
-        """
-        return await self._whip_like(request, role="ingest", path="whip")
-
-    async def _whip_like(self, request: web.Request, *, role: PeerRole, path: str) -> web.Response:
-        if request.content_type != "application/sdp":
-            raise web.HTTPUnsupportedMediaType(text="Content-Type must be application/sdp")
-        if (request.content_length or 0) > MAX_JSON_BYTES:
-            raise web.HTTPRequestEntityTooLarge(
-                max_size=MAX_JSON_BYTES, actual_size=request.content_length or 0
-            )
-        auth = request.headers.get("Authorization", "")
-        if not auth.startswith("Bearer "):
-            raise web.HTTPUnauthorized(
-                text="a join token is required as Authorization: Bearer <token>",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        claims = self._claims(auth.removeprefix("Bearer ").strip(), plain=True)
-        wanted = request.query.get("session")
-        if wanted is not None:
-            session = self.sessions.get(wanted)
-            if session is None or session.info.twin_id != claims.twin:
-                raise web.HTTPNotFound(text="no such live session for this token")
-        else:
-            session = await self._open(claims)
-        peer, answer = await self._connect(session, await request.text(), role=role, plain=True)
-        return web.Response(
-            status=201,
-            text=answer,
-            content_type="application/sdp",
-            headers={
-                "Location": f"/{path}/{session.id}/{peer}",
-                "X-TwinCast-Session": session.id,
-            },
-        )
-
-    async def whip_options(self, _: web.Request) -> web.Response:
-        return web.Response(status=204, headers={"Accept-Post": "application/sdp"})
-
-    async def no_trickle(self, _: web.Request) -> web.Response:
-        # RFC 9725: an endpoint without trickle ICE or ICE restarts answers PATCH with 405.
-        raise web.HTTPMethodNotAllowed("PATCH", ["DELETE"])
-
-    async def hang_up(self, request: web.Request) -> web.Response:
-        session = self.sessions.get(request.match_info["session"])
-        peer = request.match_info["peer"]
-        if session is None or not session.has_peer(peer):
-            raise json_error(web.HTTPNotFound, "no such session or peer")
-        await session.hang_up(peer)
-        return web.Response(status=200)
-
-    def _claims(self, token: str, *, plain: bool = False) -> JoinClaims:
-        try:
-            return self.signer.verify(token)
-        except TokenError as error:
-            if plain:
-                raise web.HTTPUnauthorized(
-                    text=str(error), headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
-                ) from None
-            raise json_error(web.HTTPUnauthorized, str(error)) from None
+    # Sessions
 
     async def _open(self, claims: JoinClaims) -> LiveSession:
         if len(self.sessions) >= self._settings.max_sessions:
@@ -317,18 +205,6 @@ class GatewayService(BaseService):
         self.sessions[session.id] = session
         self._ctx.log.info("session %s opened (twin %s, %s)", session.id, info.twin_id, info.scope)
         return session
-
-    async def _connect(
-        self, session: LiveSession, sdp: str, *, role: PeerRole, plain: bool = False
-    ) -> tuple[str, str]:
-        try:
-            return await session.connect(sdp, role=role)
-        except SignallingError as error:
-            if not session.peers:
-                await self._ended(session)
-            if plain:
-                raise web.HTTPBadRequest(text=str(error)) from None
-            raise json_error(web.HTTPBadRequest, str(error)) from None
 
     async def _ended(self, session: LiveSession) -> None:
         if self.sessions.pop(session.id, None) is None:

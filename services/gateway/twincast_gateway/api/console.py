@@ -11,66 +11,72 @@ import asyncio
 import html
 import json
 import logging
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Literal, TypeVar
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Final, Literal, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
-from twincast_gateway.api.http import bearer_claims, json_error, read_body
+from twincast_gateway.api.http import (
+    bearer_claims,
+    json_error,
+    read_model,
+    reply,
+    validation_reason,
+)
 from twincast_gateway.api.pages import page_fields, static_text
-from twincast_gateway.api.tokens import JoinClaims, TokenError
+from twincast_gateway.api.tokens import JoinClaims, TokenError, TokenSigner
 from twincast_gateway.session.live import LiveSession, SignallingError
-from twincast_shared.bus import read_audit
-from twincast_shared.contract import DraftDecided, HandBack, Say, TakeOver
-from twincast_shared.contract.events import Token
+from twincast_gateway.settings import IceServer
+from twincast_shared.contract import AnyEvent, AuditRecord, DraftDecided, HandBack, Say, TakeOver
+from twincast_shared.contract.http import (
+    AuditLog,
+    ConsoleAnswer,
+    ConsoleOffer,
+    ConsoleSession,
+    ConsoleSessions,
+    DecisionAccepted,
+    DecisionRequest,
+    FloorHolding,
+    FloorReleased,
+    FloorRequest,
+    LeaseRenewed,
+    SayAccepted,
+    SayRequest,
+    ShadowRequest,
+    ShadowState,
+)
+from twincast_shared.contract.http import FloorTaken as FloorTakenBody
 from twincast_shared.floor import Floor, FloorTaken, Holding, Shadow
-
-if TYPE_CHECKING:
-    from twincast_gateway.handlers import GatewayService
+from twincast_shared.store import StateStore
 
 log = logging.getLogger(__name__)
 
-MAX_BODY = 80 * 1024
+MAX_BODY: Final = 80 * 1024
 B = TypeVar("B", bound=BaseModel)
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+@dataclass(frozen=True)
+class ConsoleContext:
+    """What the console needs of the gateway, and nothing else."""
 
-
-class OfferBody(_Body):
-    sdp: str = Field(min_length=1, max_length=64 * 1024)
-
-
-class FloorBody(_Body):
-    console: Token
-    fence: int | None = Field(default=None, ge=1)
-
-
-class SayBody(_Body):
-    text: str = Field(min_length=1, max_length=4_000)
-    console: Token | None = None
-    fence: int | None = Field(default=None, ge=1)
-
-
-class ShadowBody(_Body):
-    on: bool
-
-
-class DecisionBody(_Body):
-    decision: Literal["approve", "edit", "reject"]
-    text: str = Field(default="", max_length=4_000)
+    store: StateStore
+    sessions: Mapping[str, LiveSession]
+    signer: Callable[[], TokenSigner]
+    publish: Callable[[AnyEvent], Awaitable[None]]
+    read_audit: Callable[[str], Awaitable[list[AuditRecord]]]
+    floor: Floor
+    shadow: Shadow
+    ice_servers: tuple[IceServer, ...]
 
 
 class OwnerConsole:
-    def __init__(self, gateway: GatewayService) -> None:
-        self._gateway = gateway
-        ctx = gateway.ctx
-        self._bus = ctx.bus
-        self._nats_url = ctx.settings.nats_url
-        self.floor = Floor(ctx.store, lease_ms=ctx.settings.floor_lease_ms)
-        self.shadow = Shadow(ctx.store)
+    def __init__(self, ctx: ConsoleContext) -> None:
+        self._ctx = ctx
+        self._publish = ctx.publish
+        self.floor = ctx.floor
+        self.shadow = ctx.shadow
         self._watcher: asyncio.Task[None] | None = None
         # Holdings being handed back by their console: not the watcher's to call expired.
         self._releasing: set[Holding] = set()
@@ -105,20 +111,18 @@ class OwnerConsole:
     async def page(self, request: web.Request) -> web.Response:
         token = request.match_info["token"]
         try:
-            claims = self._gateway.signer.verify(token)
+            claims = self._ctx.signer().verify(token)
         except TokenError as error:
             page = static_text("refused.html").format(reason=html.escape(str(error)))
             return web.Response(status=401, text=page, content_type="text/html")
         if claims.role != "owner":
             page = static_text("refused.html").format(reason="this link is not the owner's")
             return web.Response(status=403, text=page, content_type="text/html")
-        fields = await page_fields(self._gateway.ctx.store, claims.twin)
+        fields = await page_fields(self._ctx.store, claims.twin)
         config = {
             "token": token,
             "twin": claims.twin,
-            "iceServers": [
-                s.model_dump(exclude_none=True) for s in self._gateway.settings.ice_servers
-            ],
+            "iceServers": [s.model_dump(exclude_none=True) for s in self._ctx.ice_servers],
             "leaseMs": self.floor.lease_ms,
         }
         fields["config"] = html.escape(json.dumps(config), quote=True)
@@ -128,39 +132,39 @@ class OwnerConsole:
     async def list_sessions(self, request: web.Request) -> web.Response:
         claims = self._owner_claims(request)
         listed = []
-        for session in list(self._gateway.sessions.values()):
+        for session in list(self._ctx.sessions.values()):
             if session.info.twin_id != claims.twin:
                 continue
             floor = session.floor
             listed.append(
-                {
-                    "session_id": session.id,
-                    "guest_id": session.info.guest_id,
-                    "scope": session.info.scope,
-                    "created": session.info.created.isoformat(),
-                    "guests": session.guests,
-                    "floor": floor.model_dump() if floor else None,
-                    "shadow": await self.shadow.is_on(session.id),
-                }
+                ConsoleSession(
+                    session_id=session.id,
+                    guest_id=session.info.guest_id,
+                    scope=session.info.scope,
+                    created=session.info.created.isoformat(),
+                    guests=session.guests,
+                    floor=FloorHolding(holder=floor.holder, fence=floor.fence) if floor else None,
+                    shadow=await self.shadow.is_on(session.id),
+                )
             )
-        return web.json_response({"twin": claims.twin, "sessions": listed})
+        return reply(ConsoleSessions(twin=claims.twin, sessions=listed))
 
     async def connect(self, request: web.Request) -> web.Response:
         """The console joins a session: hears the guest and the twin, sees the face, and sends
         the owner's microphone (heard by the guest only while the console holds the floor)."""
         _, session = await self._owner_session(request)
-        body = await _parse(request, OfferBody)
+        body = await _parse(request, ConsoleOffer)
         try:
             peer, answer = await session.connect(body.sdp, role="owner")
         except SignallingError as error:
             raise json_error(web.HTTPBadRequest, str(error)) from None
-        return web.json_response({"peer_id": peer, "type": "answer", "sdp": answer}, status=201)
+        return reply(ConsoleAnswer(peer_id=peer, sdp=answer), status=201)
 
     # The floor
 
     async def take(self, request: web.Request) -> web.Response:
         _, session = await self._owner_session(request, action="take the floor")
-        body = await _parse(request, FloorBody)
+        body = await _parse(request, FloorRequest)
         if not session.has_peer(body.console, role="owner"):
             raise json_error(
                 web.HTTPConflict, "connect this console to the session before taking the floor"
@@ -177,25 +181,25 @@ class OwnerConsole:
         self._watch()
         if session.floor != holding:
             session.take_over(holding)
-            await self._bus.publish(
+            await self._publish(
                 TakeOver(session_id=session.id, holder=holding.holder, fence=holding.fence)
             )
             session.audit(kind="floor", speaker="owner", text=f"taken by console {body.console}")
             log.info("session %s: owner took the floor (fence %d)", session.id, holding.fence)
-        return web.json_response(
-            {"holder": holding.holder, "fence": holding.fence, "lease_ms": self.floor.lease_ms}
+        return reply(
+            FloorTakenBody(holder=holding.holder, fence=holding.fence, lease_ms=self.floor.lease_ms)
         )
 
     async def renew(self, request: web.Request) -> web.Response:
         _, session = await self._owner_session(request)
-        holding = _holding(await _parse(request, FloorBody))
+        holding = _holding(await _parse(request, FloorRequest))
         if not await self.floor.renew(session.id, holding):
             raise json_error(web.HTTPConflict, "this console no longer holds the floor")
-        return web.json_response({"lease_ms": self.floor.lease_ms})
+        return reply(LeaseRenewed(lease_ms=self.floor.lease_ms))
 
     async def release(self, request: web.Request) -> web.Response:
         _, session = await self._owner_session(request)
-        holding = _holding(await _parse(request, FloorBody))
+        holding = _holding(await _parse(request, FloorRequest))
         self._releasing.add(holding)
         try:
             released = await self.floor.release(session.id, holding)
@@ -204,7 +208,7 @@ class OwnerConsole:
         if not released:
             raise json_error(web.HTTPConflict, "this console no longer holds the floor")
         await self._hand_back(session, holding, reason="owner")
-        return web.json_response({"holder": "twin"})
+        return reply(FloorReleased())
 
     async def _hand_back(
         self, session: LiveSession, holding: Holding, *, reason: Literal["owner", "expired"]
@@ -212,7 +216,7 @@ class OwnerConsole:
         if session.floor != holding:
             return  # someone else handed it back first
         session.hand_back(reason=reason)
-        await self._bus.publish(
+        await self._publish(
             HandBack(
                 session_id=session.id, holder=holding.holder, fence=holding.fence, reason=reason
             )
@@ -223,9 +227,9 @@ class OwnerConsole:
     async def _watch_leases(self) -> None:
         """A console that vanished stops renewing; when its lease runs out, the twin resumes."""
         period = min(0.25, self.floor.lease_ms / 4000)
-        while any(s.floor is not None for s in self._gateway.sessions.values()):
+        while any(s.floor is not None for s in self._ctx.sessions.values()):
             await asyncio.sleep(period)
-            for session in list(self._gateway.sessions.values()):
+            for session in list(self._ctx.sessions.values()):
                 try:
                     await self._check_lease(session)
                 except Exception as error:  # the store or bus hiccups: look again next round
@@ -247,26 +251,26 @@ class OwnerConsole:
 
     async def say(self, request: web.Request) -> web.Response:
         _, session = await self._owner_session(request)
-        body = await _parse(request, SayBody)
+        body = await _parse(request, SayRequest)
         floor = session.floor
         if floor is not None and (body.console, body.fence) != (floor.holder, floor.fence):
             raise json_error(web.HTTPConflict, "another console holds the floor")
         event = Say(session_id=session.id, text=body.text)
-        await self._bus.publish(event)
-        return web.json_response({"say_id": event.event_id}, status=202)
+        await self._publish(event)
+        return reply(SayAccepted(say_id=event.event_id), status=202)
 
     async def set_shadow(self, request: web.Request) -> web.Response:
         _, session = await self._owner_session(request)
-        body = await _parse(request, ShadowBody)
+        body = await _parse(request, ShadowRequest)
         await self.shadow.set(session.id, body.on)
         session.audit(
             kind="draft", speaker="owner", text=f"shadow mode {'on' if body.on else 'off'}"
         )
-        return web.json_response({"shadow": body.on})
+        return reply(ShadowState(shadow=body.on))
 
     async def decide(self, request: web.Request) -> web.Response:
         _, session = await self._owner_session(request)
-        body = await _parse(request, DecisionBody)
+        body = await _parse(request, DecisionRequest)
         try:
             event = DraftDecided(
                 session_id=session.id,
@@ -275,31 +279,29 @@ class OwnerConsole:
                 text=body.text,
             )
         except ValidationError as error:
-            raise json_error(web.HTTPBadRequest, _first(error)) from None
+            raise json_error(web.HTTPBadRequest, validation_reason(error)) from None
         if body.decision != "reject" and (holding := await self.floor.holder(session.id)):
             # Spoken now, the draft would be cut off by the owner's own voice; it stays pending.
             raise json_error(
                 web.HTTPConflict,
                 f"the floor is held by {holding.holder}: hand it back before the twin speaks",
             )
-        await self._bus.publish(event)
+        await self._publish(event)
         session.audit(
             kind="draft", speaker="owner", text=f"draft {event.draft_id}: {body.decision}"
         )
-        return web.json_response({"decision": body.decision}, status=202)
+        return reply(DecisionAccepted(decision=body.decision), status=202)
 
     async def audit(self, request: web.Request) -> web.Response:
         _, session = await self._owner_session(request)
-        records = await read_audit(self._nats_url, session.id)
-        return web.json_response(
-            {"session_id": session.id, "records": [r.model_dump(mode="json") for r in records]}
-        )
+        records = await self._ctx.read_audit(session.id)
+        return reply(AuditLog(session_id=session.id, records=records))
 
     # Who is asking
 
     def _owner_claims(self, request: web.Request) -> JoinClaims:
         """The owner's claims; a guest's token may not even see which sessions are live."""
-        claims = bearer_claims(request, self._gateway.signer)
+        claims = bearer_claims(request, self._ctx.signer())
         if claims.role != "owner":
             raise json_error(web.HTTPForbidden, "only the owner may use the console")
         return claims
@@ -307,8 +309,8 @@ class OwnerConsole:
     async def _owner_session(
         self, request: web.Request, *, action: str = "use the console"
     ) -> tuple[JoinClaims, LiveSession]:
-        claims = bearer_claims(request, self._gateway.signer)
-        session = self._gateway.sessions.get(request.match_info["session"])
+        claims = bearer_claims(request, self._ctx.signer())
+        session = self._ctx.sessions.get(request.match_info["session"])
         if session is None or session.info.twin_id != claims.twin:
             raise json_error(web.HTTPNotFound, "no such live session of this twin")
         if claims.role != "owner":
@@ -319,20 +321,10 @@ class OwnerConsole:
 
 
 async def _parse(request: web.Request, model: type[B]) -> B:
-    raw = await read_body(request, MAX_BODY)
-    try:
-        return model.model_validate_json(raw)
-    except ValidationError as error:
-        raise json_error(web.HTTPBadRequest, _first(error)) from None
+    return await read_model(request, model, MAX_BODY)
 
 
-def _first(error: ValidationError) -> str:
-    item = error.errors(include_url=False, include_input=False)[0]
-    where = ".".join(str(p) for p in item["loc"]) or "body"
-    return f"{where}: {item['msg']}"
-
-
-def _holding(body: FloorBody) -> Holding:
+def _holding(body: FloorRequest) -> Holding:
     if body.fence is None:
         raise json_error(web.HTTPBadRequest, "fence: the fence from taking the floor is needed")
     return Holding(holder=body.console, fence=body.fence)

@@ -14,17 +14,31 @@ forged, malformed or expired token â†’ 401, a guest's token or another twin's â†
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any, Final
 
 from aiohttp import web
 from pydantic import ValidationError
 
-from twincast_gateway.api.http import bearer_claims, json_error, read_body
+from twincast_gateway.api.http import (
+    bearer_claims,
+    json_error,
+    read_json,
+    read_model,
+    reply,
+    validation_reason,
+)
 from twincast_gateway.api.tokens import TokenSigner
 from twincast_shared.bus import Bus
 from twincast_shared.contract import SIGNAL_KINDS, OwnerConsent, OwnerSignal
+from twincast_shared.contract.http import (
+    Consent,
+    ConsentSet,
+    SignalIn,
+    SignalsAccepted,
+    SignalsErased,
+    SignalsStored,
+)
 from twincast_shared.contract.subjects import is_valid_token
 from twincast_shared.moods import (
     erase_signals,
@@ -36,6 +50,7 @@ from twincast_shared.store import StateStore
 
 MAX_BODY: Final = 64 * 1024
 MAX_SIGNALS: Final = 100
+NOT_A_SIGNAL: Final = 'expected {"kind": str, "value": number, "ts"?: time}'
 
 
 class OwnerSignalsApi:
@@ -64,28 +79,25 @@ class OwnerSignalsApi:
             raise json_error(web.HTTPForbidden, "this token is for another twin")
         return twin
 
-    async def _body(self, request: web.Request) -> Any:
-        raw = await read_body(request, MAX_BODY)
-        try:
-            return json.loads(raw)
-        except ValueError:
-            raise json_error(web.HTTPBadRequest, "body is not valid JSON") from None
-
     async def post(self, request: web.Request) -> web.Response:
         twin = self._owner(request)
-        body = await self._body(request)
+        body = await read_json(request, MAX_BODY)
         items = body if isinstance(body, list) else [body]
         if not items or len(items) > MAX_SIGNALS:
             raise json_error(web.HTTPBadRequest, f"send 1 to {MAX_SIGNALS} signals")
         signals, problems = [], []
         for i, item in enumerate(items):
-            if not isinstance(item, dict) or set(item) - {"kind", "value", "ts"}:
-                problems.append(f'[{i}]: expected {{"kind": str, "value": number, "ts"?: time}}')
-                continue
             try:
-                signals.append(OwnerSignal(session_id=twin, twin_id=twin, **item))
+                posted = _signal_in(item)
+                if posted is None:
+                    problems.append(
+                        f'[{i}]: expected {{"kind": str, "value": number, "ts"?: time}}'
+                    )
+                    continue
+                fields: dict[str, Any] = posted.model_dump(exclude_none=True)
+                signals.append(OwnerSignal(session_id=twin, twin_id=twin, **fields))
             except ValidationError as error:
-                problems.append(f"[{i}]: {_reason(error)}")
+                problems.append(f"[{i}]: {validation_reason(error)}")
         if problems:
             raise json_error(
                 web.HTTPUnprocessableEntity,
@@ -99,42 +111,45 @@ class OwnerSignalsApi:
             )
         for signal in signals:
             await self._bus.publish(signal)
-        return web.json_response({"accepted": len(signals)}, status=202)
+        return reply(SignalsAccepted(accepted=len(signals)), status=202)
 
     async def list(self, request: web.Request) -> web.Response:
         twin = self._owner(request)
         stored = await stored_signals(self._store, twin)
-        return web.json_response(
-            {
-                "enabled": await signals_enabled(self._store, twin),
-                "signals": {k: v.model_dump() for k, v in sorted(stored.items())},
-            }
+        return reply(
+            SignalsStored(
+                enabled=await signals_enabled(self._store, twin),
+                signals={k: v.model_dump() for k, v in sorted(stored.items())},
+            )
         )
 
     async def erase(self, request: web.Request) -> web.Response:
         twin = self._owner(request)
         erased = await erase_signals(self._store, twin)
-        return web.json_response({"erased": erased})
+        return reply(SignalsErased(erased=erased))
 
     async def get_consent(self, request: web.Request) -> web.Response:
         twin = self._owner(request)
-        return web.json_response({"enabled": await signals_enabled(self._store, twin)})
+        return reply(Consent(enabled=await signals_enabled(self._store, twin)))
 
     async def put_consent(self, request: web.Request) -> web.Response:
         twin = self._owner(request)
-        body = await self._body(request)
-        if not isinstance(body, dict) or not isinstance(body.get("enabled"), bool):
-            raise json_error(web.HTTPBadRequest, 'expected JSON {"enabled": true|false}')
-        enabled: bool = body["enabled"]
+        consent = await read_model(
+            request, Consent, MAX_BODY, refused='expected JSON {"enabled": true|false}'
+        )
+        enabled = consent.enabled
         erased = await set_signals_enabled(self._store, twin, enabled)
         await self._bus.publish(OwnerConsent(session_id=twin, twin_id=twin, signals=enabled))
-        return web.json_response({"enabled": enabled, "erased": erased})
+        return reply(ConsentSet(enabled=enabled, erased=erased))
 
 
-def _reason(error: ValidationError) -> str:
-    parts = []
-    for item in error.errors(include_url=False, include_input=False)[:3]:
-        where = ".".join(str(p) for p in item["loc"])
-        message = str(item["msg"]).removeprefix("Value error, ")
-        parts.append(f"{where}: {message}" if where else message)
-    return "; ".join(parts)
+def _signal_in(item: object) -> SignalIn | None:
+    """One posted signal, or None when it is not even shaped like one."""
+    if not isinstance(item, dict):
+        return None
+    try:
+        return SignalIn.model_validate(item)
+    except ValidationError as error:
+        if any(e["type"] == "extra_forbidden" for e in error.errors()):
+            return None
+        raise
